@@ -26,16 +26,19 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("embeddings", help="npz: track id -> vector, or id -> (chunks, dim) array")
     p.add_argument("cliques", help="csv with columns id,clique")
-    p.add_argument("--block-size", type=int, default=1024, help="queries per similarity block")
+    p.add_argument("--block-size", type=int, default=512, help="queries per similarity block")
     p.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
     from paperlib import metrics
 
-    ids, cliques = metrics.read_cliques(args.cliques)
-    matrix = metrics.read_embeddings(args.embeddings, ids)
-    summary, _ = metrics.evaluate(matrix, cliques, block_size=args.block_size)
+    try:
+        ids, cliques = metrics.read_cliques(args.cliques)
+        matrix = metrics.read_embeddings(args.embeddings, ids)
+    except ValueError as exc:
+        raise UserError(exc) from None
+    summary, _ = metrics.evaluate(matrix, cliques, ids, block_size=args.block_size)
     print(json.dumps(summary, sort_keys=False))
     return 0
 
