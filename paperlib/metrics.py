@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+SPARSE_LIMIT = 1.0  # sparse path while candidates × width ≤ this × block size
 SUMMARY_KEYS = ("MAP", "MAP10", "MR1", "HR1", "HR10", "HR100", "P10", "NAR", "queries")
 
 
@@ -57,14 +58,8 @@ def relevant_ranks(matrix: np.ndarray, cliques, block_size: int = 512,
         for i, r in enumerate(rel_idx):
             rel[i, : len(r)] = sims[i, torch.from_numpy(r)]
         rel_sorted, _ = rel.sort(dim=1)  # ascending
-        # number of relevant values strictly below each candidate's similarity
-        below = torch.searchsorted(rel_sorted, sims, right=False)  # [b, N] in 0..width
-        counts = torch.zeros(hi - lo, width + 1, dtype=torch.int64)
-        counts.scatter_add_(1, below, torch.ones_like(below))
-        # candidates strictly above the k-th smallest relevant value = those with below > k
-        above = counts.flip(1).cumsum(1).flip(1)[:, 1:]  # [b, width]
-        ties = torch.searchsorted(rel_sorted, sims, right=True) - below  # candidates equal to a relevant value
-        tied_rows = (ties.sum(1) > (rel_sorted < math.inf).sum(1)).nonzero().flatten().tolist()
+        above, ties = _count_above(sims, rel_sorted)
+        tied_rows = set((ties > (rel_sorted < math.inf).sum(1)).nonzero().flatten().tolist())
         for i, r in enumerate(rel_idx):
             if not len(r):
                 continue
@@ -74,6 +69,35 @@ def relevant_ranks(matrix: np.ndarray, cliques, block_size: int = 512,
                 # k-th smallest relevant value has rank (#strictly above) + 1; flip to ascending ranks
                 out[lo + i] = (above[i, : len(r)].numpy() + 1)[::-1].copy()
     return out
+
+
+def _count_above(sims: torch.Tensor, rel_sorted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row and k: candidates strictly above the k-th smallest relevant value [b, width],
+    and per row the number of (candidate, relevant value) equalities [b] (≥ #relevant: each
+    relevant item equals itself; more means a tie).
+
+    Only candidates at or above the row's lowest relevant similarity can count, and with useful
+    embeddings they are few: they alone are searched (sparse path); dense fallback otherwise.
+    """
+    b, width = rel_sorted.shape
+    candidates = sims >= rel_sorted[:, :1]
+    n_candidates = int(candidates.sum())
+    counts = torch.zeros(b, width + 1, dtype=torch.int64)
+    if n_candidates * width <= SPARSE_LIMIT * sims.numel():  # memory bounded by the block's
+        rows, cols = candidates.nonzero(as_tuple=True)
+        values = sims[rows, cols].unsqueeze(1)
+        sequences = rel_sorted[rows]
+        below = torch.searchsorted(sequences, values).squeeze(1)
+        equal = torch.searchsorted(sequences, values, right=True).squeeze(1) - below
+        counts.index_put_((rows, below), torch.ones_like(below), accumulate=True)
+        ties = torch.zeros(b, dtype=torch.int64).index_add_(0, rows, equal)
+    else:
+        below = torch.searchsorted(rel_sorted, sims)  # [b, N]: relevant values strictly below
+        counts.scatter_add_(1, below, torch.ones_like(below))
+        ties = (torch.searchsorted(rel_sorted, sims, right=True) - below).sum(1)
+    # candidates strictly above the k-th smallest relevant value = those with more than k below
+    above = counts.flip(1).cumsum(1).flip(1)[:, 1:]
+    return above, ties
 
 
 def _ranks_with_ties(row: np.ndarray, relevant: np.ndarray) -> np.ndarray:

@@ -59,8 +59,11 @@ def test_no_queries_gives_nan_summary():
     assert summary["queries"] == 0 and per_query.empty and np.isnan(summary["MAP"])
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("ties", [False, True])
-def test_streamed_ranks_equal_brute_force(ties):
+def test_streamed_ranks_equal_brute_force(ties, dense, monkeypatch):
+    if dense:  # force the dense counting path (used when many candidates outrank relevant items)
+        monkeypatch.setattr(metrics, "SPARSE_LIMIT", 0.0)
     rng = np.random.default_rng(7)
     for _ in range(15):
         n = int(rng.integers(4, 70))
