@@ -1,0 +1,118 @@
+"""Results tables and figures (paper §4), written byte-identically on a rerun.
+
+Tables go out as CSV and Markdown; figures (seaborn) as PNG and SVG with fixed metadata (no
+dates, fixed SVG ids), so `dvc repro -f` twice gives identical files under results/.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from paperlib.io import atomic_path, write_csv  # noqa: E402
+
+RESULT_COLUMNS = ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
+SYSTEMS = {"livi": "LIVI (audio)", "asr": "ASR lyrics (teacher)", "lyrics": "Ground-truth lyrics"}
+LIBRARIES = ["torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy", "pandas", "seaborn",
+             "matplotlib", "demucs", "silero-vad", "piper-tts", "papermill", "dvc", "paperlib"]
+
+sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+plt.rcParams["svg.hashsalt"] = "paperlib"  # deterministic SVG element ids
+PALETTE = dict(zip(SYSTEMS.values(), sns.color_palette("colorblind", len(SYSTEMS))))
+
+
+def write_table(table: pd.DataFrame, stem: str | Path, floatfmt: str = ".3f") -> None:
+    """`stem`.csv and `stem`.md (a GitHub Markdown table), both atomically."""
+    stem = Path(stem)
+    write_csv(table, stem.with_suffix(".csv"))
+    with atomic_path(stem.with_suffix(".md")) as tmp:
+        tmp.write_text(table.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+
+
+def save_figure(fig: plt.Figure, stem: str | Path) -> None:
+    """`stem`.png (150 dpi) and `stem`.svg with no timestamps or version strings."""
+    stem = Path(stem)
+    for suffix, meta in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
+        with atomic_path(stem.with_suffix(suffix)) as tmp:
+            fig.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight", metadata=meta)
+
+
+def results_row(set_name: str, system: str, summary: dict, expected: int) -> dict:
+    """One results-table row; coverage = evaluated queries / expected tracks of the set."""
+    queries = int(summary["queries"])
+    return {"set": set_name, "system": SYSTEMS.get(system, system),
+            **{k: summary[k] for k in ("MAP", "MAP10", "HR1", "HR10", "MR1", "NAR")},
+            "queries": queries, "coverage": f"{queries}/{expected}"}
+
+
+# --------------------------------------------------------------------------- figures
+def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None) -> plt.Figure:
+    """Training loss per step and validation cosine / HR@1 per epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    if steps is not None and len(steps):
+        sns.lineplot(steps, x="step", y="loss", ax=axes[0], label="train loss (step)", lw=1)
+    sns.lineplot(epochs, x="epoch", y="train_loss", ax=axes[0], marker="o", label="train loss (epoch)")
+    axes[0].set(title="Loss (α·alignment + (1−α)·geometry)", xlabel="step / epoch", ylabel="loss")
+    long = epochs.melt(id_vars="epoch", value_vars=[c for c in ("val_cosine", "val_hr1") if c in epochs],
+                       var_name="metric", value_name="value")
+    sns.lineplot(long, x="epoch", y="value", hue="metric", marker="o", ax=axes[1])
+    axes[1].set(title="Validation (audio → text)", ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+
+def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
+    """Distribution of the rank of the first correct cover per system (columns set, system, R1)."""
+    grid = sns.displot(per_query, x="R1", hue="system", col="set", kind="ecdf", log_scale=(True, False),
+                       palette=PALETTE, height=3.4, aspect=1.3, facet_kws={"sharex": False})
+    grid.set_axis_labels("rank of the first correct version (log)", "fraction of queries")
+    return grid.figure
+
+
+def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
+    """Per-track cosine between LIVI audio embedding and text targets (columns target, cosine, split)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    sns.boxplot(cosines, x="cosine", y="target", hue="split", ax=ax)
+    ax.set(title="Audio embedding vs lyrics embedding (per track)", xlabel="cosine similarity", ylabel="")
+    fig.tight_layout()
+    return fig
+
+
+def plot_runtime(runtime: pd.DataFrame) -> plt.Figure:
+    """Seconds per track, stacked preprocessing + model, per pipeline (columns pipeline, preprocessing_s, model_s)."""
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    y = np.arange(len(runtime))
+    ax.barh(y, runtime["preprocessing_s"], label="preprocessing", color="#999999")
+    ax.barh(y, runtime["model_s"], left=runtime["preprocessing_s"], label="model", color="#0173b2")
+    ax.set_yticks(y, runtime["pipeline"])
+    ax.set(xlabel="seconds per track (CPU)", title="Inference time per track")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- provenance
+def environment_record(seeds: dict) -> dict:
+    """Python and key library versions plus the seeds used (stored next to the results)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "libraries": versions, "seeds": seeds}
+
+
+def write_json(value, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
