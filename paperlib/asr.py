@@ -1,0 +1,155 @@
+"""Teacher ASR (paper Sec. 3.1): Whisper transcription of 30 s vocal chunks, clean-up, WER.
+
+Decoding follows Whisper's reference heuristics through transformers' `generate`: greedy at
+T=0, re-decoded with temperature fallback (0.2 ... 1.0, sampling) when the token compression
+ratio exceeds 1.35 or the mean log-probability is below -1.0; no conditioning on previous text.
+Sampling uses a fixed torch seed per batch, so the same batch gives the same text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from paperlib import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+HALLUCINATIONS = (
+    "Thank you for watching",
+    "Thanks for watching",
+    "Thank you so much for watching",
+    "Please subscribe to my channel",
+    "Please subscribe",
+    "Like and subscribe",
+    "Subtitles by the Amara.org community",
+    "♪",
+    "♫",
+)
+"""Phrases Whisper emits on music/silence without them being sung (removed case-insensitively)."""
+
+
+class Transcriber:
+    """Whisper (transformers) transcription of 30 s, 16 kHz mono chunks.
+
+    model: local folder or hub id (see paperlib.models.resolve_model). language: None = detect
+    per chunk (the paper's multilingual setting), or a code like "en"; ignored (with task) for
+    English-only models. max_new_tokens: tokens decoded per chunk (224 = half the text context,
+    as openai-whisper's sample_len; None = up to the context). float16 on CUDA (bfloat16 with
+    dtype="bfloat16"), float32 on CPU.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        batch_size: int = 8,
+        language: str | None = None,
+        temperatures: Sequence[float] = TEMPERATURES,
+        compression_ratio_threshold: float | None = 1.35,
+        logprob_threshold: float | None = -1.0,
+        max_new_tokens: int | None = 224,
+        seed: int = 0,
+        dtype: str | None = None,
+    ):
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        from paperlib.models import unavailable
+
+        self.device = torch.device(device)
+        if dtype is None:
+            dtype = "float16" if self.device.type == "cuda" else "float32"
+        self.dtype = getattr(torch, dtype)
+        try:
+            self.processor = WhisperProcessor.from_pretrained(model)
+            self.model = WhisperForConditionalGeneration.from_pretrained(model, dtype=self.dtype)
+        except OSError as exc:
+            raise unavailable(model, exc) from exc
+        self.model.to(self.device).eval()
+        self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
+        if language and not self.multilingual:
+            log.info("%s is English-only: language %r ignored", model, language)
+        self.language = language if self.multilingual else None
+        self.batch_size, self.seed = batch_size, seed
+        self.generate_kwargs = dict(
+            temperature=tuple(temperatures),
+            compression_ratio_threshold=compression_ratio_threshold,
+            logprob_threshold=logprob_threshold,
+            condition_on_prev_tokens=False,
+            return_timestamps=False,
+            max_new_tokens=max_new_tokens,
+        )
+        if self.multilingual:
+            self.generate_kwargs.update(task="transcribe", language=self.language)
+        if max_new_tokens is not None:
+            self.model.generation_config.max_length = None  # max_new_tokens rules (avoids a warning per batch)
+
+    @torch.inference_mode()
+    def transcribe(self, chunks: np.ndarray, progress: bool = True) -> list[str]:
+        """chunks float32 [n, samples ≤ 480000] at 16 kHz → n raw transcripts (stripped)."""
+        from tqdm import tqdm
+
+        chunks = np.asarray(chunks, dtype=np.float32)
+        if chunks.ndim != 2:
+            raise ValueError(f"chunks must be [n, samples], got shape {chunks.shape}")
+        texts: list[str] = []
+        starts = range(0, len(chunks), self.batch_size)
+        for start in tqdm(starts, desc="transcribe", unit="batch", disable=not progress or len(starts) < 2):
+            batch = list(chunks[start : start + self.batch_size])
+            features = self.processor.feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            features = features.input_features.to(self.device, self.dtype)
+            with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                tokens = self.model.generate(features, **self.generate_kwargs)
+            texts += [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
+        return texts
+
+
+def clean_transcript(
+    text: str,
+    hallucinations: Sequence[str] = HALLUCINATIONS,
+    min_words: int = 4,
+    max_repeats: int = 3,
+) -> str | None:
+    """Clean one chunk transcript; None when it carries no usable lyrics.
+
+    1. remove every occurrence of each hallucination phrase (case-insensitive, with the
+       punctuation right after it); 2. collapse a word repeated `max_repeats` or more times in a
+       row (case-insensitive, ignoring trailing punctuation) into one occurrence; 3. collapse
+       whitespace and strip; 4. None when fewer than `min_words` words remain.
+    """
+    for phrase in sorted(hallucinations, key=len, reverse=True):
+        edge = [r"\b" if c.isalnum() else "" for c in (phrase[0], phrase[-1])]
+        text = re.sub(edge[0] + re.escape(phrase) + edge[1] + r"[\s.!?,]*", " ", text, flags=re.IGNORECASE)
+    words = text.split()
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        key = words[i].lower().strip(".,!?;:")
+        j = i
+        while j + 1 < len(words) and words[j + 1].lower().strip(".,!?;:") == key:
+            j += 1
+        run = j - i + 1
+        kept += [words[i]] if run >= max_repeats else words[i : j + 1]
+        i = j + 1
+    text = " ".join(kept).strip()
+    return text if len(kept) >= min_words else None
+
+
+def _normalise_for_wer(text: str) -> str:
+    text = re.sub(r"[^\w\s']|_", " ", text.lower())
+    return " ".join(text.replace("'", "").split())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER (jiwer) after normalising both sides: lower case, punctuation and apostrophes removed,
+    whitespace collapsed. "Don't stop!" and "dont stop" are equal (WER 0)."""
+    import jiwer
+
+    return float(jiwer.wer(_normalise_for_wer(reference), _normalise_for_wer(hypothesis)))

@@ -1,0 +1,172 @@
+"""paperlib.teacher and `paperlib lyrics`: the teacher pipeline on a folder mixing good and bad
+inputs (Piper speech, silence, corrupt/empty/non-audio files, 44.1 kHz stereo with a chord, a clip
+Whisper hears as a known hallucination), with Silero VAD, Whisper tiny.en and all-MiniLM-L6-v2."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import soxr
+
+from paperlib import SAMPLE_RATE, cli, teacher
+from paperlib.asr import word_error_rate
+from paperlib.text import track_vector
+
+SPEECH = "I walked along the river in the evening light. The city lights were shining on the water."
+STEREO_SPEECH = "Hold my hand and never let me go. We can dance until the morning comes."
+EXPECTED = {
+    "a_speech": "ok",
+    "b_silence": "instrumental",
+    "c_corrupt": "error",
+    "d_empty": "error",
+    "e_notes": "error",
+    "f_stereo44k": "ok",
+    "g_thanks": "instrumental",
+    "readme": "error",
+}
+OUTPUTS = ["manifest.csv", "chunks.csv", "chunk_text_embeddings.npy", "text_embeddings.npz"]
+
+
+def _with_chord(wave: np.ndarray, rate: int, snr_db: float) -> np.ndarray:
+    """Add a soft A-major chord (220, 277.2, 329.6 Hz) at `snr_db` below the speech power."""
+    t = np.arange(len(wave)) / rate
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.18, 329.63))
+    chord *= np.sqrt(np.mean(wave**2) / np.mean(chord**2) / 10 ** (snr_db / 10))
+    return (wave + chord).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, speak):
+    folder = tmp_path_factory.mktemp("lyrics_in")
+    sf.write(folder / "a_speech.wav", speak(SPEECH), SAMPLE_RATE)
+    sf.write(folder / "b_silence.wav", np.zeros(5 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    (folder / "c_corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)
+    (folder / "d_empty.wav").write_bytes(b"")
+    (folder / "e_notes.mp3").write_text("these are lyrics notes, not audio\n" * 20)
+    stereo = soxr.resample(speak(STEREO_SPEECH), SAMPLE_RATE, 44_100)
+    stereo = np.stack([_with_chord(stereo, 44_100, 15.0), _with_chord(0.8 * stereo, 44_100, 15.0)], axis=1)
+    sf.write(folder / "f_stereo44k.flac", stereo, 44_100)
+    sf.write(folder / "g_thanks.wav", speak("Thank you for watching. " * 3), SAMPLE_RATE)
+    (folder / "skip.txt").write_text("not an input: folders only yield audio suffixes")
+    readme = tmp_path_factory.mktemp("extra") / "readme.txt"
+    readme.write_text("named explicitly, so it gets a row")
+    return [str(folder), str(readme)]
+
+
+def _lyrics(inputs, out, models_dir):
+    return cli.main(["lyrics", *inputs, "--out", str(out), "--whisper", "whisper-tiny.en",
+                     "--models-dir", str(models_dir), "--batch-size", "2"])
+
+
+@pytest.fixture(scope="module")
+def lyrics_out(inputs, tmp_path_factory, models_dir, whisper_tiny_en, minilm):
+    out = tmp_path_factory.mktemp("lyrics_out")
+    assert _lyrics(inputs, out, models_dir) == 0
+    return out
+
+
+def test_manifest_has_one_row_per_input_with_its_status(lyrics_out, speak):
+    manifest = pd.read_csv(lyrics_out / "manifest.csv", keep_default_na=False)
+    assert list(manifest.columns) == teacher.MANIFEST_COLUMNS
+    assert dict(zip(manifest.id, manifest.status)) == EXPECTED
+    assert list(manifest.id) == list(EXPECTED)  # input order
+    reasons = dict(zip(manifest.id, manifest.reason))
+    assert reasons["d_empty"] == "empty file"
+    assert reasons["g_thanks"] == "no lyrics transcribed"
+    assert reasons["b_silence"].startswith("mean vocalness 0.0")  # silence: Silero ~0.003
+    assert reasons["a_speech"] == "" and reasons["f_stereo44k"] == ""
+    durations = dict(zip(manifest.id, manifest.duration_s))
+    assert durations["b_silence"] == "5.0" and durations["c_corrupt"] == ""
+    assert float(durations["f_stereo44k"]) == pytest.approx(len(speak(STEREO_SPEECH)) / SAMPLE_RATE, abs=1e-3)
+
+
+def test_outputs_are_consistent(lyrics_out):
+    manifest = pd.read_csv(lyrics_out / "manifest.csv", keep_default_na=False)
+    chunks = pd.read_csv(lyrics_out / "chunks.csv", keep_default_na=False)
+    matrix = np.load(lyrics_out / "chunk_text_embeddings.npy")
+    tracks = np.load(lyrics_out / "text_embeddings.npz")
+    assert list(chunks.columns) == teacher.CHUNK_COLUMNS
+    assert matrix.dtype == np.float32 and matrix.shape == (len(chunks), 384)
+    assert list(chunks.id.unique()) == ["a_speech", "f_stereo44k", "g_thanks"]
+    n_chunks = dict(zip(manifest.id, manifest.n_chunks))
+    for track_id, group in chunks.groupby("id", sort=False):
+        assert list(group.chunk) == list(range(len(group))) and int(n_chunks[track_id]) == len(group)
+    kept = chunks.kept.to_numpy(dtype=bool)
+    np.testing.assert_allclose(np.linalg.norm(matrix[kept], axis=1), 1.0, atol=1e-5)
+    assert not matrix[~kept].any()
+    assert ((chunks.text == "") == ~kept).all()
+    assert sorted(tracks.files) == sorted(manifest.id[manifest.status == "ok"])
+    for track_id in tracks.files:
+        rows = (chunks.id == track_id).to_numpy() & kept
+        np.testing.assert_allclose(tracks[track_id], track_vector(matrix[rows]), atol=1e-6)
+    # Whisper heard the lyrics; the hallucinated clip was transcribed, then dropped by the clean-up
+    text = dict(zip(chunks.id, chunks.text))
+    assert word_error_rate(SPEECH, text["a_speech"]) <= 0.2, text["a_speech"]
+    assert word_error_rate(STEREO_SPEECH, text["f_stereo44k"]) <= 0.2, text["f_stereo44k"]
+    thanks = chunks[chunks.id == "g_thanks"].iloc[0]
+    assert not thanks.kept and "thank you for watching" in thanks.raw_text.lower()
+
+
+def test_no_temporary_files_left(lyrics_out):
+    assert sorted(p.name for p in lyrics_out.iterdir()) == sorted(OUTPUTS)
+
+
+@pytest.mark.slow
+def test_lyrics_is_deterministic(lyrics_out, inputs, tmp_path, models_dir):
+    assert _lyrics(inputs, tmp_path, models_dir) == 0
+    for name in OUTPUTS:
+        assert (tmp_path / name).read_bytes() == (lyrics_out / name).read_bytes(), name
+
+
+def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs, tiny_transcriber, minilm_embedder):
+    from paperlib import vocals
+
+    class FailsFirstTrack:
+        calls = 0
+
+        def transcribe(self, chunks, progress=True):
+            FailsFirstTrack.calls += 1
+            if FailsFirstTrack.calls == 1:
+                raise RuntimeError("decoder out of memory")
+            return tiny_transcriber.transcribe(chunks, progress=progress)
+
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, sf.read(f"{inputs[0]}/a_speech.wav")[0], SAMPLE_RATE)
+    tracks = [("first", speech), ("second", speech)]
+    manifest = teacher.run_teacher(tracks, tmp_path / "out", vocals.make_detector("silero"), FailsFirstTrack(),
+                                   minilm_embedder)
+    assert list(manifest.status) == ["error", "ok"]
+    assert manifest.reason[0] == "RuntimeError: decoder out of memory"
+    chunks = pd.read_csv(tmp_path / "out" / "chunks.csv")
+    assert list(chunks.id) == ["second"]
+    assert np.load(tmp_path / "out" / "chunk_text_embeddings.npy").shape == (1, 384)
+
+
+def test_cli_user_errors(tmp_path, capsys, models_dir, minilm):
+    (tmp_path / "empty_dir").mkdir()
+    assert cli.main(["lyrics", str(tmp_path / "empty_dir"), "--out", str(tmp_path / "o")]) == 2
+    assert "no audio files found" in capsys.readouterr().err
+    sf.write(tmp_path / "x.wav", np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    code = cli.main(["lyrics", str(tmp_path / "x.wav"), "--out", str(tmp_path / "o"),
+                     "--whisper", "openai/whisper-large-v3", "--models-dir", str(models_dir)])
+    assert code == 2
+    assert "model openai/whisper-large-v3 is not available offline" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_twenty_minute_file(tmp_path, speak, tiny_transcriber, minilm_embedder):
+    """A 20 min file (speech then near-silence): loaded in blocks, one row, instrumental by mean vocalness."""
+    from paperlib import vocals
+
+    wave = np.zeros(20 * 60 * SAMPLE_RATE, np.float32)
+    speech = speak(SPEECH)
+    wave[: len(speech)] = speech
+    wave += np.random.default_rng(0).normal(0, 1e-4, len(wave)).astype(np.float32)
+    sf.write(tmp_path / "long.flac", wave, SAMPLE_RATE)
+    manifest = teacher.run_teacher([("long", tmp_path / "long.flac")], tmp_path / "out",
+                                   vocals.make_detector("silero"), tiny_transcriber, minilm_embedder)
+    row = manifest.iloc[0]
+    assert (row.status, row.duration_s, row.n_chunks) == ("instrumental", 1200.0, 0)
+    assert row.reason.startswith("mean vocalness")
+    assert row.mean_vocalness < 0.05
