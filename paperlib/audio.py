@@ -9,6 +9,7 @@ get a clear "unsupported format" error status.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def run_per_track(
 ) -> list[dict]:
     """Load each track and call `process(track_id, wave)`; one manifest row per track, in order.
 
-    Row: {id, path, status, reason, duration_s (seconds, None if unloadable), **process result}.
+    Row: {id, path, status, reason, duration_s (seconds, None if unloadable), t_decode_s (wall-clock
+    seconds of decoding + resampling), **process result}.
     A bad file gives status "error" with the AudioError reason; an exception inside `process`
     gives "error" with "<ExceptionType>: <message>" (logged); the loop always goes on.
     """
@@ -124,7 +126,9 @@ def run_per_track(
     for track_id, path in tqdm(tracks, desc=desc, unit="track"):
         row = {"id": track_id, "path": str(path), "status": "ok", "reason": "", "duration_s": None}
         try:
+            start = time.perf_counter()
             wave = load_audio(path, sample_rate)
+            row["t_decode_s"] = time.perf_counter() - start
             row["duration_s"] = round(len(wave) / sample_rate, 3)
             row.update(process(track_id, wave))
         except AudioError as exc:

@@ -221,6 +221,187 @@ def _run_profile(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- corpus
+def _add_corpus(sub) -> None:
+    p = sub.add_parser(
+        "corpus",
+        help="generate the multi-version song corpus (audio/, tracks.csv, works.csv)",
+        description="Deterministic generated corpus with ground truth (Piper voice + synthesized "
+        "accompaniment): same --size and --seed give byte-identical files.",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--size", default="demo", help="tiny, demo or a number of works (default demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="Piper processes (default min(2, CPUs))")
+    p.set_defaults(run=_run_corpus)
+
+
+def _run_corpus(args) -> int:
+    from pathlib import Path
+
+    from paperlib import corpus
+
+    try:
+        corpus.size_spec(args.size)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} exists and is not a folder")
+    table = corpus.generate(args.out, size=args.size, seed=args.seed, workers=args.workers)
+    counts = table.groupby("split")["work"].nunique().to_dict()
+    print(json.dumps({"tracks": len(table), "works_per_split": counts, "out": args.out}))
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+def _add_vocal_args(p, note: str) -> None:
+    """Vocal detection settings, as in `paperlib lyrics` (unset: see note)."""
+    p.add_argument("--detector", choices=["silero", "demucs"], help=f"vocal detector{note}")
+    p.add_argument("--detector-model", help=f"demucs model name{note}")
+    p.add_argument("--threshold", type=float, help=f"vocalness threshold of a segment{note}")
+    p.add_argument("--min-mean-vocalness", type=float, help=f"below: track is instrumental{note}")
+    p.add_argument("--max-pad-s", type=float, help=f"max padding of a vocal window (s){note}")
+
+
+_VOCAL_KEYS = ("detector", "detector_model", "threshold", "min_mean_vocalness", "max_pad_s")
+_TRAIN_OPTIONS = {  # TrainConfig field -> argparse settings; unset options keep TrainConfig's default
+    "epochs": dict(type=int), "batch_size": dict(type=int), "lr": dict(type=float),
+    "warmup_steps": dict(type=int, help="linear warmup steps, then constant lr"),
+    "weight_decay": dict(type=float), "betas": dict(type=float, nargs=2),
+    "alpha": dict(type=float, help="weight of the alignment term (1 - alpha: geometry)"),
+    "patience": dict(type=int, help="evaluations without a better val cosine before stopping (<= 0: never)"),
+    "seed": dict(type=int),
+    "cache_frames": dict(action=argparse.BooleanOptionalAction, help="encode each chunk once (float16 frames)"),
+    "eval_every": dict(type=int, help="also validate every N steps (0: per epoch)"),
+    "num_workers": dict(type=int, help="DataLoader workers"),
+}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the LIVI head on the teacher's lyrics targets (frozen Whisper encoder)",
+        description="Pairs every kept teacher chunk (re-cut from its audio, as the teacher cut it) with its chunk "
+        "text embedding; trains on split 'train', early-stops on the mean audio-text cosine of split 'val'. "
+        "Writes the checkpoint folder OUT: head.safetensors, config.json, preprocessor_config.json, "
+        "train_log.csv (per step), epochs.csv (per evaluation), summary.json (also printed). Unset training "
+        "options keep paperlib.training.TrainConfig's defaults (the paper's: 3 epochs, batch 128, lr 1e-4, "
+        "warmup 10000 steps, AdamW weight decay 0.01, betas 0.9 0.98).",
+    )
+    p.add_argument("--teacher", required=True, help="output folder of `paperlib lyrics`")
+    p.add_argument("--tracks", required=True, help="csv with columns id, path (relative to the csv), split")
+    p.add_argument("--whisper", default="whisper-base", help="Whisper encoder: name in --models-dir, folder or hub id")
+    p.add_argument("--models-dir", default="models", help="folder of `paperlib models` (default: models)")
+    p.add_argument("--out", required=True, help="checkpoint folder")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    for name, settings in _TRAIN_OPTIONS.items():
+        p.add_argument("--" + name.replace("_", "-"), **settings)
+    p.add_argument("--hidden", type=int, nargs="+", help="head MLP hidden sizes (default: the paper's 3072 2048 2048 1536)")
+    p.add_argument("--num-heads", type=int, default=8, help="attention-pooling heads (default: 8)")
+    p.add_argument("--lazy", action="store_true", help="decode audio and compute features per batch (large corpora)")
+    _add_vocal_args(p, " (default: the teacher's default; stored in the checkpoint for `paperlib embed`)")
+    p.set_defaults(run=_run_train)
+
+
+def _read_tracks(path: str):
+    import pandas as pd
+    from pathlib import Path
+
+    try:
+        tracks = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    missing = {"id", "path", "split"} - set(tracks.columns)
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    base = Path(path).parent
+    return tracks.assign(path=[str(p if Path(p).is_absolute() else base / p) for p in tracks["path"]])
+
+
+def _run_train(args) -> int:
+    from paperlib import embed, models, training
+    from paperlib.model import HeadConfig, load_whisper_encoder
+
+    tracks = _read_tracks(args.tracks)
+    try:
+        training.read_teacher(args.teacher)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--teacher {args.teacher}: {exc}") from None
+    source = models.resolve_model(args.whisper, args.models_dir)
+    try:
+        from transformers import WhisperFeatureExtractor
+
+        encoder = load_whisper_encoder(source)
+        feature_extractor = WhisperFeatureExtractor.from_pretrained(source)
+    except OSError as exc:
+        raise UserError(str(models.unavailable(source, exc))) from None
+    config = training.TrainConfig(**{k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None})
+    pairs = training.build_pairs(args.teacher, tracks, feature_extractor, splits=["train", "val"], lazy=args.lazy)
+    head = HeadConfig(width=encoder.config.d_model, target_dim=pairs["train"].text.shape[1], num_heads=args.num_heads,
+                      **({"hidden": tuple(args.hidden)} if args.hidden else {}))
+    vocals = embed.vocal_settings({}, **{k: getattr(args, k) for k in _VOCAL_KEYS})
+    try:
+        summary = training.train(config, pairs, encoder, args.out, args.device, head, encoder_name=args.whisper,
+                                 feature_extractor=feature_extractor, extra={"vocals": vocals})
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps(summary))
+    return 0
+
+
+# --------------------------------------------------------------------------- embed
+def _add_embed(sub) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="LIVI audio embeddings without transcription (vocal chunks -> Whisper encoder + head)",
+        description="Writes OUT (npz: id -> L2-normalised track vector, status ok only), OUT.manifest.csv (one row "
+        "per input: ok | instrumental | error, as the teacher's manifest) and OUT.timings.csv (seconds per track: "
+        "t_decode_s, t_detect_s, t_features_s, t_model_s).",
+    )
+    p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
+    p.add_argument("--model", required=True, help="checkpoint folder of `paperlib train`")
+    p.add_argument("--out", required=True, help="output npz")
+    p.add_argument("--manifest", help="manifest csv (default: OUT with suffix .manifest.csv)")
+    p.add_argument("--timings", help="timings csv (default: OUT with suffix .timings.csv)")
+    p.add_argument("--chunk-embeddings", help="also write an npz: id -> chunk vectors [n, dim]")
+    p.add_argument("--models-dir", default="models", help="folder of `paperlib models` (default: models)")
+    p.add_argument("--detector-repo", help="demucs: local folder with the model's .th/.yaml files")
+    _add_vocal_args(p, " (default: the checkpoint's)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=8, help="chunks per encoder batch")
+    p.set_defaults(run=_run_embed)
+
+
+def _run_embed(args) -> int:
+    from paperlib import audio, embed, models, training, vocals
+
+    try:
+        config = training.read_checkpoint_config(args.model)
+        tracks = audio.list_audio(args.audio)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if not tracks:
+        raise UserError(f"no audio files found in {' '.join(args.audio)}")
+    settings = embed.vocal_settings(config, **{k: getattr(args, k) for k in _VOCAL_KEYS})
+    try:
+        extra = {"repo": args.detector_repo} if args.detector_repo else {}
+        detector = vocals.make_detector(settings["detector"], settings["detector_model"], device=args.device, **extra)
+    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
+        raise UserError(f"cannot load the {settings['detector']} vocal detector: {type(exc).__name__}: {exc}") from None
+    try:
+        model = training.load_checkpoint(args.model, args.models_dir)
+        feature_extractor = training.load_feature_extractor(args.model)
+    except (models.ModelUnavailableError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    params = {k: settings[k] for k in ("threshold", "min_mean_vocalness", "max_pad_s")}
+    manifest, vectors, chunk_vectors = embed.embed_tracks(tracks, model, feature_extractor, detector, params,
+                                                          args.batch_size, args.device)
+    embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
+    counts = manifest.status.value_counts().reindex(["ok", "instrumental", "error"], fill_value=0)
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" -> {args.out}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- determinism
 def _add_determinism(sub) -> None:
     p = sub.add_parser(
@@ -259,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ADDERS = [_add_profile, _add_determinism, _add_evaluate, _add_benchmarks, _add_models, _add_lyrics]
+ADDERS = [_add_profile, _add_determinism, _add_evaluate, _add_benchmarks, _add_models, _add_lyrics, _add_corpus, _add_train, _add_embed]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -411,3 +411,64 @@ def unavailable(name: str, exc: Exception) -> ModelUnavailableError:
     """The error to raise when loading `name` failed (typically: a hub id with HF_HUB_OFFLINE=1)."""
     hint = " (run `paperlib models --out models` for the offline models)" if name in HUB_IDS.values() else ""
     return ModelUnavailableError(f"model {name} is not available offline{hint}: {exc}")
+
+
+def offline_names(*names: str) -> tuple[str, ...]:
+    """The offline models (DEFAULT_MODELS) among `names` — offline names or their hub ids."""
+    offline = {hub: name for name, hub in HUB_IDS.items()} | {name: name for name in HUB_IDS}
+    return tuple(dict.fromkeys(offline[n] for n in names if n in offline))
+
+
+def preflight(models_dir, whisper: str, text_model: str, detector: str, detector_model: str = "",
+              train_data: str = "corpus", sets: str = "demo", audio_root="data/audio") -> dict:
+    """Check everything a profile needs before the pipeline spends time: each model loads its
+    configuration (local folder, hub cache, or hub), demucs weights, the training table and the
+    benchmark audio folders. Raises ModelUnavailableError listing every missing piece."""
+    import pandas as pd
+    from transformers import AutoConfig
+
+    problems, found = [], {}
+    for role, name in (("whisper", whisper), ("text model", text_model)):
+        resolved = resolve_model(name, models_dir)
+        try:
+            AutoConfig.from_pretrained(resolved, trust_remote_code=False)
+            found[role] = resolved
+        except Exception as exc:  # OSError offline, ValueError for remote-code configs: both mean "not loadable here"
+            if "trust_remote_code" in str(exc):
+                found[role] = resolved  # config needs the model's own code: it is reachable
+            else:
+                problems.append(f"{role} {name!r} is not available (no folder {Path(models_dir) / name}, "
+                                f"not in the hub cache, hub unreachable): {type(exc).__name__}")
+    if detector == "demucs":
+        from paperlib.vocals import make_detector
+
+        try:
+            make_detector("demucs", detector_model or None)
+            found["detector"] = f"demucs {detector_model or 'htdemucs'}"
+        except Exception as exc:
+            problems.append(f"demucs model {detector_model or 'htdemucs'!r} is not available: {exc}")
+    else:
+        found["detector"] = detector
+    if train_data != "corpus":
+        if not Path(train_data).is_file():
+            problems.append(f"training table {train_data!r} (train.data: a csv with id,path,split) does not exist")
+        else:
+            table = pd.read_csv(train_data, dtype=str, keep_default_na=False)
+            missing = {"id", "path", "split"} - set(table.columns)
+            if missing:
+                problems.append(f"training table {train_data} lacks column(s) {', '.join(sorted(missing))}")
+            else:
+                present = table["path"].map(lambda p: Path(p).is_file())
+                for split in ("train", "val"):
+                    if not present[table["split"] == split].any():
+                        problems.append(f"training table {train_data}: no audio file found for split {split!r}")
+                found["train_data"] = f"{int(present.sum())}/{len(table)} audio files present"
+    for name in [s.strip() for s in sets.split(",") if s.strip() and s.strip() != "demo"]:
+        folder = Path(audio_root) / name
+        if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+            problems.append(f"no audio for evaluation set {name!r}: put it under {folder}/")
+        else:
+            found[name] = str(folder)
+    if problems:
+        raise ModelUnavailableError("the profile cannot run here:\n  - " + "\n  - ".join(problems))
+    return found

@@ -8,10 +8,14 @@ Outputs in `out_dir` (each written atomically):
                                raw_text, kept
   chunk_text_embeddings.npy    float32 [len(chunks.csv), dim]; row i ↔ chunks.csv row i; zero if not kept
   text_embeddings.npz          track id → [dim] track vector (status ok only)
+  vocalness.npz                track id → per-segment vocalness [n_segments] (every loaded track)
+  timings.csv                  id, status, t_decode_s, t_detect_s, t_asr_s, t_text_s: wall-clock
+                               seconds per track (the only output that differs between runs)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pandas as pd
 from paperlib import asr, audio, io, text, vocals
 
 MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunks", "duration_s"]
+TIMING_COLUMNS = ["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s"]
 CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
 
 
@@ -44,17 +49,25 @@ def run_teacher(
     chunk_rows: list[dict] = []
     chunk_vectors: list[np.ndarray] = []
     track_vectors: dict[str, np.ndarray] = {}
+    vocalness: dict[str, np.ndarray] = {}
 
     def process(track_id: str, wave: np.ndarray) -> dict:
+        start = time.perf_counter()
         found = vocals.vocal_chunks(wave, detector, **vocal_params)
-        row = {"status": found.status, "reason": found.reason, "mean_vocalness": round(found.mean_vocalness, 4)}
+        vocalness[track_id] = np.asarray(found.scores, dtype=np.float32)
+        row = {"status": found.status, "reason": found.reason, "mean_vocalness": round(found.mean_vocalness, 4),
+               "t_detect_s": time.perf_counter() - start}
         if found.status != "ok":
             return row | {"n_chunks": 0}
+        start = time.perf_counter()
         raw = transcriber.transcribe(found.chunks, progress=False)
+        row["t_asr_s"] = time.perf_counter() - start
+        start = time.perf_counter()
         cleaned = [asr.clean_transcript(t, hallucinations, min_words, max_repeats) for t in raw]
         keep = np.array([t is not None for t in cleaned], dtype=bool)
         vectors = np.zeros((len(raw), embedder.dim), np.float32)
         vectors[keep] = embedder.embed([t for t in cleaned if t is not None])
+        row["t_text_s"] = time.perf_counter() - start
         if keep.any():
             track_vectors[track_id] = text.track_vector(vectors[keep])
             row["n_chunks"] = len(raw)
@@ -70,6 +83,7 @@ def run_teacher(
         return row
 
     rows = audio.run_per_track(list(tracks), process, desc="lyrics")
+    timings = pd.DataFrame(rows).reindex(columns=["id", "status", *TIMING_COLUMNS])
     manifest = pd.DataFrame(rows).reindex(columns=MANIFEST_COLUMNS)
     manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
     chunks = pd.DataFrame(chunk_rows, columns=CHUNK_COLUMNS)
@@ -82,4 +96,63 @@ def run_teacher(
         np.save(handle, matrix.astype(np.float32))
     ok_ids = manifest.loc[manifest.status == "ok", "id"]
     io.save_npz(out_dir / "text_embeddings.npz", {i: track_vectors[i] for i in ok_ids})
+    io.save_npz(out_dir / "vocalness.npz", {i: vocalness[i] for i in manifest["id"] if i in vocalness})
+    io.write_csv(timings, out_dir / "timings.csv")
     return manifest
+
+
+# --------------------------------------------------------------------------- teacher quality
+SNR_BANDS = ((0, 5), (5, 10), (10, 15))
+
+
+def corpus_quality(tracks: pd.DataFrame, out_dir: str | Path, threshold: float = 0.5,
+                   segment_s: float = 1.0) -> tuple[dict, pd.DataFrame]:
+    """Teacher quality against the generated corpus' ground truth.
+
+    tracks: the corpus table (id, kind, lyrics, vocal_segments, snr_db). Returns (summary, WER by
+    vocal-to-accompaniment band). WER per sung track = reference lyrics vs the kept chunk
+    transcripts joined in time order ("" when the track was rejected: WER 1). Vocal detection is
+    scored per `segment_s` segment: predicted vocal when vocalness > threshold, truly vocal when
+    at least half of the segment lies inside a sung line; plus the track-level decision
+    (a sung track accepted, an instrumental one rejected).
+    """
+    import json
+
+    out_dir = Path(out_dir)
+    manifest = pd.read_csv(out_dir / "manifest.csv", dtype={"id": str}, keep_default_na=False).set_index("id")
+    chunks = pd.read_csv(out_dir / "chunks.csv", dtype={"id": str}, keep_default_na=False)
+    chunks = chunks[chunks["kept"].astype(str).str.lower() == "true"].sort_values(["id", "start_s"], kind="stable")
+    hypotheses = chunks.groupby("id", sort=False)["text"].agg(" ".join)
+    sung = tracks[tracks["kind"] != "instrumental"].copy()
+    sung["wer"] = [asr.word_error_rate(ref, hypotheses.get(i, "")) for i, ref in zip(sung["id"], sung["lyrics"])]
+    sung["snr_band"] = pd.cut(sung["snr_db"], [b[0] for b in SNR_BANDS] + [SNR_BANDS[-1][1]], include_lowest=True,
+                              labels=[f"{lo}–{hi}" for lo, hi in SNR_BANDS])
+    by_band = (sung.groupby("snr_band", observed=False)["wer"].agg(["size", "mean"]).reset_index()
+               .rename(columns={"size": "tracks", "mean": "wer"}))
+    by_band["snr_band"] = by_band["snr_band"].astype(str)
+
+    tp = fp = fn = 0
+    with np.load(out_dir / "vocalness.npz") as archive:
+        for track_id, segments in zip(tracks["id"], tracks["vocal_segments"]):
+            if track_id not in archive.files:
+                continue
+            predicted = archive[track_id] > threshold
+            starts = np.arange(len(predicted)) * segment_s
+            covered = np.zeros(len(predicted))
+            for lo, hi in json.loads(segments or "[]"):
+                covered += np.clip(np.minimum(starts + segment_s, hi) - np.maximum(starts, lo), 0, None)
+            truth = covered >= segment_s / 2
+            tp += int((predicted & truth).sum())
+            fp += int((predicted & ~truth).sum())
+            fn += int((~predicted & truth).sum())
+    status = manifest["status"].reindex(tracks["id"]).fillna("error").to_numpy()
+    is_sung = (tracks["kind"] != "instrumental").to_numpy()
+    summary = {
+        "wer": round(float(sung["wer"].mean()), 4),
+        "wer_by_snr": {band: round(float(w), 4) for band, w in zip(by_band["snr_band"], by_band["wer"])},
+        "vocal_segments": {"precision": round(tp / max(tp + fp, 1), 4), "recall": round(tp / max(tp + fn, 1), 4)},
+        "sung_tracks_accepted": f"{int(((status == 'ok') & is_sung).sum())}/{int(is_sung.sum())}",
+        "instrumental_tracks_rejected": f"{int(((status == 'instrumental') & ~is_sung).sum())}/{int((~is_sung).sum())}",
+    }
+    by_band["wer"] = by_band["wer"].round(4)
+    return summary, by_band

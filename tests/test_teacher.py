@@ -24,7 +24,7 @@ EXPECTED = {
     "g_thanks": "instrumental",
     "readme": "error",
 }
-OUTPUTS = ["manifest.csv", "chunks.csv", "chunk_text_embeddings.npy", "text_embeddings.npz"]
+OUTPUTS = ["manifest.csv", "chunks.csv", "chunk_text_embeddings.npy", "text_embeddings.npz", "timings.csv", "vocalness.npz"]
 
 
 def _with_chord(wave: np.ndarray, rate: int, snr_db: float) -> np.ndarray:
@@ -170,3 +170,32 @@ def test_twenty_minute_file(tmp_path, speak, tiny_transcriber, minilm_embedder):
     assert (row.status, row.duration_s, row.n_chunks) == ("instrumental", 1200.0, 0)
     assert row.reason.startswith("mean vocalness")
     assert row.mean_vocalness < 0.05
+
+
+def test_corpus_quality_by_hand(tmp_path):
+    """WER per vocal-level band and segment-level vocal detection on a hand-made teacher output."""
+    import json
+
+    from paperlib import io
+    from paperlib.teacher import corpus_quality
+
+    tracks = pd.DataFrame({
+        "id": ["a", "b", "c"], "kind": ["original", "cover", "instrumental"],
+        "lyrics": ["one two three four", "five six seven eight", ""],
+        "vocal_segments": [json.dumps([[0.0, 2.0]]), json.dumps([[1.0, 3.0]]), "[]"],
+        "snr_db": [2.0, 12.0, float("nan")]})
+    io.write_csv(pd.DataFrame({"id": ["a", "b", "c"], "status": ["ok", "ok", "instrumental"]}),
+                 tmp_path / "manifest.csv")
+    io.write_csv(pd.DataFrame({"id": ["a", "b"], "chunk": [0, 0], "start_s": [0.0, 0.0], "end_s": [3.0, 3.0],
+                               "text": ["one two tree four", "five six seven eight"], "kept": [True, True]}),
+                 tmp_path / "chunks.csv")
+    # 1 s segments; truth a: [1, 1, 0], b: [0, 1, 1], c: [0, 0]
+    io.save_npz(tmp_path / "vocalness.npz", {"a": np.array([0.9, 0.2, 0.8]), "b": np.array([0.1, 0.9, 0.9]),
+                                             "c": np.array([0.0, 0.7])})
+    summary, by_band = corpus_quality(tracks, tmp_path, threshold=0.5)
+    assert summary["wer"] == pytest.approx(0.125)  # a: 1 substitution in 4 words, b: perfect
+    assert by_band.set_index("snr_band")["wer"].to_dict() == {"0–5": 0.25, "5–10": pytest.approx(float("nan"), nan_ok=True),
+                                                               "10–15": 0.0}
+    # predicted vocal: a {0, 2}, b {1, 2}, c {1}; true: a {0, 1}, b {1, 2} -> TP 3, FP 2, FN 1
+    assert summary["vocal_segments"] == {"precision": 0.6, "recall": 0.75}
+    assert summary["sung_tracks_accepted"] == "2/2" and summary["instrumental_tracks_rejected"] == "1/1"

@@ -1,0 +1,111 @@
+"""CPU speed per track: LIVI embedding vs the teacher (transcription + text embedding).
+
+Same tracks, same machine, CPU, one chunk per batch (batch 1), warm: each pipeline first embeds
+the first track once untimed, then every track is timed. Both pipelines share decoding and
+vocal detection (paperlib.audio / paperlib.vocals, same detector and parameters); LIVI then
+computes log-mel + frozen Whisper encoder + head, the teacher Whisper transcription (generate,
+temperature fallback) + clean-up + sentence embedding. The issue's goals: ≥ 5× faster end to end,
+LIVI preprocessing (decode + resample, vocal detection, log-mel) ≤ 0.5 s per track.
+
+    python benchmarks/speed_cpu.py AUDIO... [--model CHECKPOINT | --whisper whisper-base]
+        [--text-model all-MiniLM-L6-v2] [--models-dir models] [--threads N] [--out result.json]
+
+Without --model, LIVI uses the --whisper encoder with a random head of the paper's shape (speed
+does not depend on the head's weights). Only tracks "ok" for both pipelines enter the ratio.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from paperlib import asr, audio, embed, models, text, training, vocals
+from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+
+
+def teacher_track(path, detector, transcriber, embedder) -> dict:
+    """The teacher's per-track work (paperlib.teacher.run_teacher) with timings in seconds."""
+    row = {}
+    start = time.perf_counter()
+    wave = audio.load_audio(path)
+    row["t_decode_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    found = vocals.vocal_chunks(wave, detector)
+    row["t_detect_s"] = time.perf_counter() - start
+    row |= {"status": found.status, "n_chunks": len(found.chunks), "duration_s": len(wave) / 16_000}
+    if found.status == "ok":
+        start = time.perf_counter()
+        raw = transcriber.transcribe(found.chunks, progress=False)
+        row["t_asr_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        cleaned = [t for t in (asr.clean_transcript(r) for r in raw) if t is not None]
+        if cleaned:
+            text.track_vector(embedder.embed(cleaned))
+        row["t_text_s"] = time.perf_counter() - start
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("audio", nargs="+", help="audio files or folders")
+    parser.add_argument("--model", help="LIVI checkpoint folder (default: random head on --whisper)")
+    parser.add_argument("--whisper", default="whisper-base", help="Whisper of the teacher (and of LIVI without --model)")
+    parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--limit", type=int, default=None, help="first N tracks only")
+    parser.add_argument("--out", help="write the per-track table and summary as JSON")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tracks = audio.list_audio(args.audio)[: args.limit]
+    detector = vocals.make_detector("silero")
+    whisper = models.resolve_model(args.whisper, args.models_dir)
+    if args.model:
+        model, features = training.load_checkpoint(args.model, args.models_dir), training.load_feature_extractor(args.model)
+    else:
+        from transformers import WhisperFeatureExtractor
+
+        encoder = load_whisper_encoder(whisper)
+        torch.manual_seed(0)
+        model = LiviModel(encoder, LiviHead(HeadConfig(width=encoder.config.d_model, target_dim=384)))
+        features = WhisperFeatureExtractor.from_pretrained(whisper)
+    transcriber = asr.Transcriber(whisper, batch_size=1)
+    embedder = text.TextEmbedder(models.resolve_model(args.text_model, args.models_dir))
+
+    embed.embed_tracks(tracks[:1], model, features, detector, batch_size=1)  # warm-up
+    teacher_track(tracks[0][1], detector, transcriber, embedder)
+    livi, _, _ = embed.embed_tracks(tracks, model, features, detector, batch_size=1)
+    teacher = pd.DataFrame([{"id": i} | teacher_track(p, detector, transcriber, embedder) for i, p in tracks])
+
+    both = (livi["status"].to_numpy() == "ok") & (teacher["status"].to_numpy() == "ok")
+    livi, teacher = livi[both].reset_index(drop=True), teacher[both].reset_index(drop=True)
+    livi["preprocess_s"] = livi[["t_decode_s", "t_detect_s", "t_features_s"]].sum(axis=1)
+    livi["total_s"] = livi["preprocess_s"] + livi["t_model_s"]
+    teacher["total_s"] = teacher[["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s"]].sum(axis=1)
+    summary = {
+        "tracks": int(both.sum()), "chunks": int(livi["n_chunks"].sum()),
+        "mean_duration_s": float(livi["duration_s"].mean()), "threads": torch.get_num_threads(),
+        "livi_per_track_s": {c: float(livi[c].mean()) for c in
+                             ["t_decode_s", "t_detect_s", "t_features_s", "t_model_s", "preprocess_s", "total_s"]},
+        "teacher_per_track_s": {c: float(teacher[c].mean()) for c in
+                                ["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s", "total_s"]},
+    }
+    summary["speedup_end_to_end"] = summary["teacher_per_track_s"]["total_s"] / summary["livi_per_track_s"]["total_s"]
+    summary["speedup_model_only"] = (summary["teacher_per_track_s"]["t_asr_s"] + summary["teacher_per_track_s"]["t_text_s"]) / summary["livi_per_track_s"]["t_model_s"]
+    table = livi[["id", "duration_s", "n_chunks", "preprocess_s", "t_model_s", "total_s"]].merge(
+        teacher[["id", "t_asr_s", "t_text_s", "total_s"]], on="id", suffixes=("_livi", "_teacher"))
+    print(table.round(3).to_string(index=False), file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump({"summary": summary, "tracks": table.to_dict(orient="records")}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
