@@ -79,3 +79,16 @@ def test_rerun_is_byte_identical(pipeline):
     repo, _ = pipeline
     proc = run(["paperlib", "check-determinism"], repo)
     assert " 0 differ" in proc.stderr
+
+
+def test_evaluation_parameter_reruns_only_evaluation(pipeline):
+    repo, _ = pipeline
+    params = (repo / "params.yaml").read_text()
+    try:
+        (repo / "params.yaml").write_text(params.replace("block_size: 512", "block_size: 256"))
+        status = run(["dvc", "status"], repo).stdout
+        changed = {line.strip().rstrip(":") for line in status.splitlines() if line and not line.startswith("\t")}
+        assert "evaluate" in changed
+        assert not changed & {"models", "corpus", "teacher", "train", "embed"}
+    finally:
+        (repo / "params.yaml").write_text(params)
