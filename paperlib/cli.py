@@ -393,7 +393,7 @@ def _run_embed(args) -> int:
         feature_extractor = training.load_feature_extractor(args.model)
     except (models.ModelUnavailableError, OSError) as exc:
         raise UserError(str(exc)) from None
-    params = {k: settings[k] for k in ("threshold", "min_mean_vocalness", "max_pad_s")}
+    params = {k: settings[k] for k in ("threshold", "min_mean_vocalness", "chunk_s", "max_pad_s") if k in settings}
     manifest, vectors, chunk_vectors = embed.embed_tracks(tracks, model, feature_extractor, detector, params,
                                                           args.batch_size, args.device)
     embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
