@@ -148,5 +148,6 @@ def test_run_per_track_records_every_input_in_order(tmp_path, bad_files):
     assert rows[3]["reason"].startswith("not an audio file")
     assert rows[0]["duration_s"] == 0.5 and rows[2]["duration_s"] == 0.25 and rows[4]["duration_s"] == 1.5
     assert rows[1]["duration_s"] is None
+    assert rows[4].pop("t_decode_s") >= 0 and "t_decode_s" not in rows[1]  # wall-clock seconds of loading
     assert rows[4] == {"id": "late", "path": str(tmp_path / "late.wav"), "status": "ok",
                        "reason": "", "duration_s": 1.5, "samples": 24000}

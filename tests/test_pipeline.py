@@ -40,7 +40,7 @@ def pipeline(tmp_path_factory):
     tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()
     for name in tracked:
-        if (ROOT / name).is_file() and not name.startswith(("results/", "notebooks/executed/")):
+        if (ROOT / name).is_file() and not name.startswith("results/"):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
     run(["git", "init", "-q"], repo)

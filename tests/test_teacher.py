@@ -114,7 +114,7 @@ def test_no_temporary_files_left(lyrics_out):
 @pytest.mark.slow
 def test_lyrics_is_deterministic(lyrics_out, inputs, tmp_path, models_dir):
     assert _lyrics(inputs, tmp_path, models_dir) == 0
-    for name in OUTPUTS:
+    for name in set(OUTPUTS) - {"timings.csv"}:  # timings are wall-clock measurements
         assert (tmp_path / name).read_bytes() == (lyrics_out / name).read_bytes(), name
 
 
