@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import zipfile
@@ -47,3 +48,9 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def write_json(value, path: str | os.PathLike) -> None:
+    """Write `value` as indented JSON with sorted keys (stable bytes), atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")

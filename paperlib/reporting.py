@@ -6,7 +6,6 @@ dates, fixed SVG ids), so `dvc repro -f` twice gives identical files under resul
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from paperlib.io import atomic_path, write_csv  # noqa: E402
+from paperlib.io import atomic_path, write_csv, write_json  # noqa: E402,F401 (write_json: for the notebooks)
 
 RESULT_COLUMNS = ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
 SYSTEMS = {"livi": "LIVI (audio)", "asr": "ASR lyrics (teacher)", "lyrics": "Ground-truth lyrics"}
@@ -111,11 +110,6 @@ def environment_record(seeds: dict) -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": platform.python_version(), "libraries": versions, "seeds": seeds}
-
-
-def write_json(value, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- determinism

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
-from paperlib.io import atomic_path, write_csv
+from paperlib.io import atomic_path, write_csv, write_json
 from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
 
 log = logging.getLogger(__name__)
@@ -244,11 +244,6 @@ def save_checkpoint(out_dir: str | Path, model: LiviModel, feature_extractor=Non
     } | (extra or {})
     write_json(config, out_dir / "config.json")
     return out_dir
-
-
-def write_json(values: dict, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(values, indent=2) + "\n")
 
 
 def read_checkpoint_config(checkpoint: str | Path) -> dict:
