@@ -161,15 +161,20 @@ def audio_text_cosines(sets, embeddings_dir) -> pd.DataFrame:
             ids = [i for i in audio if i in texts]
             if not ids:
                 continue
-            a = np.stack([audio[i] for i in ids])
-            t = np.stack([texts[i] for i in ids])
-            sims = a @ t.T
-            other = np.array([[cliques[i] != cliques[j] for j in ids] for i in ids])
+            a = np.stack([audio[i] for i in ids]).astype(np.float64)
+            t = np.stack([texts[i] for i in ids]).astype(np.float64)
+            # mean cosine with the other works' texts without an N×N matrix: (a·Σall − a·Σown clique) / count
+            codes, _ = pd.factorize(cliques.reindex(ids).to_numpy())
+            clique_sum = np.zeros((codes.max() + 1, t.shape[1]))
+            np.add.at(clique_sum, codes, t)
+            others = len(ids) - np.bincount(codes)[codes]
+            own = (a * t).sum(axis=1)
+            other_mean = (a @ t.sum(axis=0) - (a * clique_sum[codes]).sum(axis=1)) / np.maximum(others, 1)
             for row, track in enumerate(ids):
-                rows.append({"set": name, "id": track, "target": f"own {label}", "cosine": float(sims[row, row])})
-                if other[row].any():
+                rows.append({"set": name, "id": track, "target": f"own {label}", "cosine": float(own[row])})
+                if others[row]:
                     rows.append({"set": name, "id": track, "target": f"other works' {label}",
-                                 "cosine": float(sims[row, other[row]].mean())})
+                                 "cosine": float(other_mean[row])})
     return pd.DataFrame(rows, columns=["set", "id", "target", "cosine"])
 
 
