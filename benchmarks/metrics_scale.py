@@ -4,7 +4,7 @@ Synthetic data of the real size: 116,197 L2-normalised 768-d vectors in 9,878 cl
 (sizes drawn to average ~11.8 versions); members of a clique are noisy copies of a centroid so
 the metrics are non-trivial. Reports wall time and peak resident memory (ru_maxrss).
 
-    python benchmarks/metrics_scale.py [--n 116197] [--cliques 9878] [--block-size 512]
+    python benchmarks/metrics_scale.py [--n 116197] [--cliques 9878] [--block-size 2048]
 """
 
 import argparse
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=116_197)
     parser.add_argument("--cliques", type=int, default=9_878)
     parser.add_argument("--dim", type=int, default=768)
-    parser.add_argument("--block-size", type=int, default=512)
+    parser.add_argument("--block-size", type=int, default=2048)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)

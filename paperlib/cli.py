@@ -26,7 +26,7 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("embeddings", help="npz: track id -> vector, or id -> (chunks, dim) array")
     p.add_argument("cliques", help="csv with columns id,clique")
-    p.add_argument("--block-size", type=int, default=512, help="queries per similarity block")
+    p.add_argument("--block-size", type=int, default=2048, help="rows per similarity tile (memory ~ its square)")
     p.set_defaults(run=_run_evaluate)
 
 

@@ -98,7 +98,7 @@ def _embed_lyrics(tracks: pd.DataFrame, out: Path, text_model: str, device: str)
 
 
 # --------------------------------------------------------------------------- scoring
-def evaluate_sets(sets, embeddings_dir, block_size: int = 512) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_sets(sets, embeddings_dir, block_size: int = 2048) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Results table (reporting.RESULT_COLUMNS, one row per set × system) and per-query metrics."""
     rows, per_query = [], []
     for name in sets:

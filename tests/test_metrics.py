@@ -20,9 +20,18 @@ CLIQUES = ["A", "B", "A", "B", "A", "C"]
 EXPECTED_RANKS = [[2, 5], [4], [2, 5], [4], [1, 3], []]
 
 
-def test_relevant_ranks_by_hand():
-    ranks = metrics.relevant_ranks(VECTORS, CLIQUES, block_size=4, progress=False)
+@pytest.mark.parametrize("block_size", [1, 2, 4, 6])
+def test_relevant_ranks_by_hand(block_size):
+    ranks = metrics.relevant_ranks(VECTORS, CLIQUES, block_size=block_size, progress=False)
     assert [r.tolist() for r in ranks] == EXPECTED_RANKS
+
+
+def test_blocks_end_at_clique_boundaries():
+    # sorted rows: cliques of 3, 1, 5, 2 rows
+    starts, ends = np.array([0, 3, 4, 9]), np.array([3, 4, 9, 11])
+    assert metrics._blocks(starts, ends, 4) == [(0, 4), (4, 9), (9, 11)]
+    assert metrics._blocks(starts, ends, 1) == [(0, 3), (3, 4), (4, 9), (9, 11)]
+    assert metrics._blocks(starts, ends, 100) == [(0, 11)]
 
 
 def test_summary_by_hand():
@@ -68,11 +77,13 @@ def test_streamed_ranks_equal_brute_force(ties, dense, monkeypatch):
     for _ in range(15):
         n = int(rng.integers(4, 70))
         x = rng.normal(size=(n, 5)).astype(np.float32)
-        if ties:
-            x = np.round(x)  # many exact ties (and some zero rows)
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+        if ties:  # small integers: inner products are exact in any summation order, so many exact ties
+            x = np.round(x)
+        else:
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
         cliques = rng.integers(0, max(2, n // 3), n)
-        got = metrics.relevant_ranks(x, cliques, block_size=n, progress=False)
+        block_size = int(rng.integers(1, n + 1))  # one tile up to one per clique
+        got = metrics.relevant_ranks(x, cliques, block_size=block_size, progress=False)
         sims = (torch.from_numpy(x) @ torch.from_numpy(x).T).numpy()
         for q in range(n):
             row = sims[q].copy()

@@ -85,7 +85,7 @@ def test_evaluation_parameter_reruns_only_evaluation(pipeline):
     repo, _ = pipeline
     params = (repo / "params.yaml").read_text()
     try:
-        (repo / "params.yaml").write_text(params.replace("block_size: 512", "block_size: 256"))
+        (repo / "params.yaml").write_text(params.replace("block_size: 2048", "block_size: 256"))
         status = run(["dvc", "status"], repo).stdout
         changed = {line.strip().rstrip(":") for line in status.splitlines() if line and not line.startswith("\t")}
         assert "evaluate" in changed
