@@ -114,6 +114,7 @@ def run_per_track(
     process: Callable[[str, np.ndarray], dict],
     desc: str,
     sample_rate: int = SAMPLE_RATE,
+    progress: bool = True,
 ) -> list[dict]:
     """Load each track and call `process(track_id, wave)`; one manifest row per track, in order.
 
@@ -123,7 +124,7 @@ def run_per_track(
     gives "error" with "<ExceptionType>: <message>" (logged); the loop always goes on.
     """
     rows = []
-    for track_id, path in tqdm(tracks, desc=desc, unit="track"):
+    for track_id, path in tqdm(tracks, desc=desc, unit="track", disable=not progress):
         row = {"id": track_id, "path": str(path), "status": "ok", "reason": "", "duration_s": None}
         try:
             start = time.perf_counter()

@@ -15,14 +15,18 @@ Outputs in `out_dir` (each written atomically):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from paperlib import asr, audio, io, text, vocals
+
+log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunks", "duration_s"]
 TIMING_COLUMNS = ["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s"]
@@ -50,39 +54,51 @@ def run_teacher(
     chunk_vectors: list[np.ndarray] = []
     track_vectors: dict[str, np.ndarray] = {}
     vocalness: dict[str, np.ndarray] = {}
+    detected: dict[str, vocals.VocalChunks] = {}  # vocal chunks of the current window, by id
 
-    def process(track_id: str, wave: np.ndarray) -> dict:
+    def detect(track_id: str, wave: np.ndarray) -> dict:
         start = time.perf_counter()
         found = vocals.vocal_chunks(wave, detector, **vocal_params)
         vocalness[track_id] = np.asarray(found.scores, dtype=np.float32)
         row = {"status": found.status, "reason": found.reason, "mean_vocalness": round(found.mean_vocalness, 4),
                "t_detect_s": time.perf_counter() - start}
-        if found.status != "ok":
-            return row | {"n_chunks": 0}
-        start = time.perf_counter()
-        raw = transcriber.transcribe(found.chunks, progress=False)
-        row["t_asr_s"] = time.perf_counter() - start
+        if found.status == "ok":
+            detected[track_id] = found
+        return row | {"n_chunks": 0}
+
+    def finish(row: dict, found: vocals.VocalChunks, raw: list[str]) -> None:
         start = time.perf_counter()
         cleaned = [asr.clean_transcript(t, hallucinations, min_words, max_repeats) for t in raw]
         keep = np.array([t is not None for t in cleaned], dtype=bool)
         vectors = np.zeros((len(raw), embedder.dim), np.float32)
         vectors[keep] = embedder.embed([t for t in cleaned if t is not None])
         row["t_text_s"] = time.perf_counter() - start
+        row["n_chunks"] = len(raw)
         if keep.any():
-            track_vectors[track_id] = text.track_vector(vectors[keep])
-            row["n_chunks"] = len(raw)
+            track_vectors[row["id"]] = text.track_vector(vectors[keep])
         else:
-            row |= {"status": "instrumental", "reason": "no lyrics transcribed", "n_chunks": len(raw)}
+            row |= {"status": "instrumental", "reason": "no lyrics transcribed"}
         # all steps done: only now record this track's chunks (an exception above records nothing)
         chunk_rows.extend(
-            {"id": track_id, "chunk": i, "start_s": round(start, 3), "end_s": round(end, 3),
+            {"id": row["id"], "chunk": i, "start_s": round(lo, 3), "end_s": round(hi, 3),
              "text": t or "", "raw_text": r, "kept": t is not None}
-            for i, (start, end, t, r) in enumerate(zip(found.starts_s, found.ends_s, cleaned, raw))
+            for i, (lo, hi, t, r) in enumerate(zip(found.starts_s, found.ends_s, cleaned, raw))
         )
         chunk_vectors.append(vectors)
-        return row
 
-    rows = audio.run_per_track(list(tracks), process, desc="lyrics")
+    # Tracks go through in windows of batch_size: vocal detection per track, then one Whisper call
+    # on all the window's chunks (batches mix tracks; a one-chunk track alone would decode at
+    # batch 1), then clean-up and text embedding per track.
+    rows: list[dict] = []
+    window = max(1, transcriber.batch_size)
+    with tqdm(total=len(tracks), desc="lyrics", unit="track") as bar:
+        for lo in range(0, len(tracks), window):
+            part = audio.run_per_track(list(tracks[lo : lo + window]), detect, desc="lyrics", progress=False)
+            _transcribe_window([r for r in part if r["id"] in detected], detected, transcriber, finish)
+            detected.clear()
+            rows += part
+            bar.update(len(part))
+
     timings = pd.DataFrame(rows).reindex(columns=["id", "status", *TIMING_COLUMNS])
     manifest = pd.DataFrame(rows).reindex(columns=MANIFEST_COLUMNS)
     manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
@@ -99,6 +115,44 @@ def run_teacher(
     io.save_npz(out_dir / "vocalness.npz", {i: vocalness[i] for i in manifest["id"] if i in vocalness})
     io.write_csv(timings, out_dir / "timings.csv")
     return manifest
+
+
+def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transcriber, finish) -> None:
+    """Transcribe the chunks of `rows` (tracks with vocals) in one call and finish each track.
+
+    Wall-clock ASR time is shared among the tracks by chunk count. If the joint call fails, each
+    track is retried alone so that only the track that fails gets status "error".
+    """
+    if not rows:
+        return
+    counts = [len(detected[r["id"]].chunks) for r in rows]
+    start = time.perf_counter()
+    try:
+        raw = transcriber.transcribe(np.concatenate([detected[r["id"]].chunks for r in rows]), progress=False)
+    except Exception as exc:  # isolate the culprit
+        if len(rows) > 1:
+            log.warning("lyrics: a batch of %d tracks failed (%s: %s); retrying track by track",
+                        len(rows), type(exc).__name__, exc)
+            for row in rows:
+                _transcribe_window([row], detected, transcriber, finish)
+            return
+        _fail(rows[0], exc)
+        return
+    seconds = time.perf_counter() - start
+    offset = 0
+    for row, n in zip(rows, counts):
+        row["t_asr_s"] = seconds * n / sum(counts)
+        try:
+            finish(row, detected[row["id"]], raw[offset : offset + n])
+        except Exception as exc:  # one track must never stop the stage
+            _fail(row, exc)
+        offset += n
+
+
+def _fail(row: dict, exc: Exception) -> None:
+    row.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+    row.pop("n_chunks", None)
+    log.warning("lyrics: %s failed: %s: %s", row["id"], type(exc).__name__, exc)
 
 
 # --------------------------------------------------------------------------- teacher quality

@@ -118,25 +118,58 @@ def test_lyrics_is_deterministic(lyrics_out, inputs, tmp_path, models_dir):
         assert (tmp_path / name).read_bytes() == (lyrics_out / name).read_bytes(), name
 
 
-def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs, tiny_transcriber, minilm_embedder):
+def _two_speech_tracks(tmp_path, inputs, peaks=(0.5, 0.5)):
+    wave = sf.read(f"{inputs[0]}/a_speech.wav", dtype="float32")[0]
+    tracks = []
+    for name, peak in zip(("first", "second"), peaks):
+        sf.write(tmp_path / f"{name}.wav", wave * (peak / np.abs(wave).max()), SAMPLE_RATE, subtype="FLOAT")
+        tracks.append((name, tmp_path / f"{name}.wav"))
+    return tracks
+
+
+def test_tracks_share_whisper_batches_and_a_failing_batch_is_retried_track_by_track(
+        tmp_path, inputs, tiny_transcriber, minilm_embedder):
+    """A batch mixing both tracks' chunks fails (as an out-of-memory would): each track is retried
+    alone and both succeed with the same transcript."""
     from paperlib import vocals
 
-    class FailsFirstTrack:
-        calls = 0
+    calls = []
+
+    class FailsOnBatches:
+        batch_size = 8
 
         def transcribe(self, chunks, progress=True):
-            FailsFirstTrack.calls += 1
-            if FailsFirstTrack.calls == 1:
+            calls.append(len(chunks))
+            if len(chunks) > 1:
                 raise RuntimeError("decoder out of memory")
             return tiny_transcriber.transcribe(chunks, progress=progress)
 
-    speech = tmp_path / "speech.wav"
-    sf.write(speech, sf.read(f"{inputs[0]}/a_speech.wav")[0], SAMPLE_RATE)
-    tracks = [("first", speech), ("second", speech)]
-    manifest = teacher.run_teacher(tracks, tmp_path / "out", vocals.make_detector("silero"), FailsFirstTrack(),
+    manifest = teacher.run_teacher(_two_speech_tracks(tmp_path, inputs), tmp_path / "out",
+                                   vocals.make_detector("silero"), FailsOnBatches(), minilm_embedder)
+    assert calls == [2, 1, 1]  # one call for the window of two one-chunk tracks, then one per track
+    assert list(manifest.status) == ["ok", "ok"] and list(manifest.n_chunks) == [1, 1]
+    chunks = pd.read_csv(tmp_path / "out" / "chunks.csv", keep_default_na=False)
+    assert list(chunks.id) == ["first", "second"] and chunks.text[0] == chunks.text[1]
+    assert word_error_rate(SPEECH, chunks.text[0]) <= 0.2
+
+
+def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs, tiny_transcriber, minilm_embedder):
+    from paperlib import vocals
+
+    class FailsOnLoudChunks:
+        batch_size = 8
+
+        def transcribe(self, chunks, progress=True):
+            if np.abs(chunks).max() > 0.9:
+                raise RuntimeError("decoder out of memory")
+            return tiny_transcriber.transcribe(chunks, progress=progress)
+
+    tracks = _two_speech_tracks(tmp_path, inputs, peaks=(0.95, 0.5))
+    manifest = teacher.run_teacher(tracks, tmp_path / "out", vocals.make_detector("silero"), FailsOnLoudChunks(),
                                    minilm_embedder)
     assert list(manifest.status) == ["error", "ok"]
     assert manifest.reason[0] == "RuntimeError: decoder out of memory"
+    assert pd.isna(manifest.n_chunks[0])
     chunks = pd.read_csv(tmp_path / "out" / "chunks.csv")
     assert list(chunks.id) == ["second"]
     assert np.load(tmp_path / "out" / "chunk_text_embeddings.npy").shape == (1, 384)
