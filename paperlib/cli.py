@@ -298,6 +298,8 @@ def _add_train(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), **settings)
     p.add_argument("--hidden", type=int, nargs="+", help="head MLP hidden sizes (default: the paper's 3072 2048 2048 1536)")
     p.add_argument("--num-heads", type=int, default=8, help="attention-pooling heads (default: 8)")
+    p.add_argument("--layer-scale-init", type=float, default=1e-4,
+                   help="initial gain of the pooling's residual branches (default: the paper's 1e-4)")
     p.add_argument("--lazy", action="store_true", help="decode audio and compute features per batch (large corpora)")
     _add_vocal_args(p, " (default: the teacher's default; stored in the checkpoint for `paperlib embed`)")
     p.set_defaults(run=_run_train)
@@ -338,7 +340,7 @@ def _run_train(args) -> int:
     config = training.TrainConfig(**{k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None})
     pairs = training.build_pairs(args.teacher, tracks, feature_extractor, splits=["train", "val"], lazy=args.lazy)
     head = HeadConfig(width=encoder.config.d_model, target_dim=pairs["train"].text.shape[1], num_heads=args.num_heads,
-                      **({"hidden": tuple(args.hidden)} if args.hidden else {}))
+                      layer_scale_init=args.layer_scale_init, **({"hidden": tuple(args.hidden)} if args.hidden else {}))
     vocals = embed.vocal_settings({}, **{k: getattr(args, k) for k in _VOCAL_KEYS})
     try:
         summary = training.train(config, pairs, encoder, args.out, args.device, head, encoder_name=args.whisper,

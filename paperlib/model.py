@@ -86,13 +86,17 @@ class AttentionPooling(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         batch, _, width = frames.shape
+        heads, head_dim = self.num_heads, width // self.num_heads
         cls = self.cls.expand(batch, -1, -1)
         tokens = self.norm_attn(torch.cat((cls, frames), dim=1))  # [B, 1 + T, W]
         query = self._heads(self.query(tokens[:, :1]))
         keys = rotate_keys(self._heads(self.key(tokens)), self.rope_base)
-        values = self._heads(self.value(tokens))
-        attended = F.scaled_dot_product_attention(query, keys, values)  # [B, heads, 1, W/heads]
-        x = cls + self.gain_attn * self.out(attended.transpose(1, 2).reshape(batch, 1, width))
+        weights = torch.softmax(query @ keys.transpose(-1, -2) * head_dim**-0.5, dim=-1)  # [B, heads, 1, 1 + T]
+        # values carry no positions, so the value projection commutes with the weighted average:
+        # average the tokens per head first ([B, heads, W]), then project (1 row instead of 1 + T)
+        mixed = (weights @ tokens.unsqueeze(1)).squeeze(2)
+        attended = torch.einsum("bhw,hdw->bhd", mixed, self.value.weight.view(heads, head_dim, width))
+        x = cls + self.gain_attn * self.out(attended.reshape(batch, 1, width))
         x = x + self.gain_ffn * self.ffn(self.norm_ffn(x))
         return self.norm_out(x)[:, 0]
 

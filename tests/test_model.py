@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import WhisperConfig
 
-from paperlib.model import (HeadConfig, LiviHead, LiviModel, count_trainable, load_whisper_encoder,
+from paperlib.model import (AttentionPooling, HeadConfig, LiviHead, LiviModel, count_trainable, load_whisper_encoder,
                             rotate_keys, track_embedding)
 from paperlib.training import livi_loss
 
@@ -69,6 +69,25 @@ def test_rotary_keys_preserve_norm_and_encode_relative_position():
     v = torch.randn(16).expand(1, 1, 7, 16)
     r = rotate_keys(v)[0, 0]
     torch.testing.assert_close(r[1] @ r[3], r[2] @ r[4])
+
+
+def test_pooling_equals_textbook_class_attention():
+    """Averaging the tokens before the value projection is exact: same output as projecting every
+    token to values and calling scaled_dot_product_attention (CaiT class-attention)."""
+    torch.manual_seed(0)
+    pool = AttentionPooling(32, num_heads=4, layer_scale_init=0.5)
+    frames = torch.randn(3, 50, 32)
+
+    def split(x):
+        return x.view(3, -1, 4, 8).transpose(1, 2)
+
+    cls = pool.cls.expand(3, -1, -1)
+    tokens = pool.norm_attn(torch.cat((cls, frames), dim=1))
+    attended = torch.nn.functional.scaled_dot_product_attention(
+        split(pool.query(tokens[:, :1])), rotate_keys(split(pool.key(tokens))), split(pool.value(tokens)))
+    x = cls + pool.gain_attn * pool.out(attended.transpose(1, 2).reshape(3, 1, 32))
+    x = x + pool.gain_ffn * pool.ffn(pool.norm_ffn(x))
+    torch.testing.assert_close(pool(frames), pool.norm_out(x)[:, 0], rtol=1e-5, atol=1e-5)
 
 
 def test_pooling_depends_on_frame_order():
