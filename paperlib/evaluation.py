@@ -180,20 +180,24 @@ def audio_text_cosines(sets, embeddings_dir) -> pd.DataFrame:
 
 def runtime_table(sets, embeddings_dir, teacher_dir="data/teacher") -> pd.DataFrame:
     """Mean seconds per accepted track: preprocessing (decode, resample, vocal detection, features)
-    and model, for LIVI and for the ASR pipeline (transcription + text embedding)."""
+    and model, for LIVI and for the ASR pipeline (transcription + text embedding), as the pipeline
+    ran them: LIVI one track per call, the teacher's Whisper on batches of chunks from several
+    tracks (asr.batch_size; its time shared by chunk count). Batch 1 on both sides:
+    benchmarks/speed_cpu.py."""
     rows = []
     for name in sets:
         folder = Path(embeddings_dir) / name
         livi = pd.read_csv(folder / "livi.timings.csv")
         livi = livi[livi["status"] == "ok"]
-        rows.append({"set": name, "pipeline": "LIVI (audio)", "tracks": len(livi),
+        rows.append({"set": name, "pipeline": "LIVI (audio)", "batching": "one track per call", "tracks": len(livi),
                      "preprocessing_s": (livi["t_decode_s"] + livi["t_detect_s"] + livi["t_features_s"]).mean(),
                      "model_s": livi["t_model_s"].mean()})
         timings = (Path(teacher_dir) if name == "demo" else folder / "teacher") / "timings.csv"
         if timings.exists():
             asr = pd.read_csv(timings)
             asr = asr[asr["status"] == "ok"]
-            rows.append({"set": name, "pipeline": "ASR lyrics (teacher)", "tracks": len(asr),
+            rows.append({"set": name, "pipeline": "ASR lyrics (teacher)", "batching": "chunks of several tracks",
+                         "tracks": len(asr),
                          "preprocessing_s": (asr["t_decode_s"] + asr["t_detect_s"]).mean(),
                          "model_s": (asr["t_asr_s"] + asr["t_text_s"]).mean()})
     table = pd.DataFrame(rows)

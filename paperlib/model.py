@@ -94,7 +94,7 @@ class AttentionPooling(nn.Module):
         weights = torch.softmax(query @ keys.transpose(-1, -2) * head_dim**-0.5, dim=-1)  # [B, heads, 1, 1 + T]
         # values carry no positions, so the value projection commutes with the weighted average:
         # average the tokens per head first ([B, heads, W]), then project (1 row instead of 1 + T)
-        mixed = (weights @ tokens.unsqueeze(1)).squeeze(2)
+        mixed = torch.bmm(weights.squeeze(2), tokens)
         attended = torch.einsum("bhw,hdw->bhd", mixed, self.value.weight.view(heads, head_dim, width))
         x = cls + self.gain_attn * self.out(attended.reshape(batch, 1, width))
         x = x + self.gain_ffn * self.ffn(self.norm_ffn(x))
