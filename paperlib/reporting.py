@@ -56,15 +56,23 @@ def results_row(set_name: str, system: str, summary: dict, expected: int) -> dic
 
 # --------------------------------------------------------------------------- figures
 def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None) -> plt.Figure:
-    """Training loss per step and validation cosine / HR@1 per epoch."""
+    """Losses against optimizer steps (train per step, train mean and validation per evaluation)
+    and validation cosine / HR@1 per epoch, with the kept (best) checkpoint marked."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     if steps is not None and len(steps):
-        sns.lineplot(steps, x="step", y="loss", ax=axes[0], label="train loss (step)", lw=1)
-    sns.lineplot(epochs, x="epoch", y="train_loss", ax=axes[0], marker="o", label="train loss (epoch)")
-    axes[0].set(title="Loss (α·alignment + (1−α)·geometry)", xlabel="step / epoch", ylabel="loss")
+        sns.lineplot(steps, x="step", y="loss", ax=axes[0], label="train (step)", lw=1, color="#9ecae1")
+    sns.lineplot(epochs, x="step", y="train_loss", ax=axes[0], marker="o", label="train (mean since last eval)")
+    if "val_loss" in epochs:
+        sns.lineplot(epochs, x="step", y="val_loss", ax=axes[0], marker="o", label="validation")
+    axes[0].set(title="Loss (α·alignment + (1−α)·geometry)", xlabel="optimizer step", ylabel="loss")
     long = epochs.melt(id_vars="epoch", value_vars=[c for c in ("val_cosine", "val_hr1") if c in epochs],
                        var_name="metric", value_name="value")
     sns.lineplot(long, x="epoch", y="value", hue="metric", marker="o", ax=axes[1])
+    if "val_cosine" in epochs and len(epochs):
+        best = epochs.loc[epochs["val_cosine"].idxmax(), "epoch"]
+        axes[1].axvline(best, color="grey", ls="--", lw=1)
+        axes[1].annotate("kept", (best, 0.95), ha="right", va="top", color="grey", xytext=(-3, 0),
+                         textcoords="offset points")
     axes[1].set(title="Validation (audio → text)", ylim=(0, 1))
     fig.tight_layout()
     return fig
