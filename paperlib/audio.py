@@ -136,7 +136,12 @@ def run_per_track(
             row.update(status="error", reason=str(exc))
             log.warning("%s: %s: %s", desc, track_id, exc)
         except Exception as exc:  # one track must never stop the stage
-            row.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-            log.warning("%s: %s failed: %s: %s", desc, track_id, type(exc).__name__, exc)
+            record_failure(row, exc, desc)
         rows.append(row)
     return rows
+
+
+def record_failure(row: dict, exc: Exception, desc: str) -> None:
+    """Mark a manifest row as failed: status "error", reason "<ExceptionType>: <message>" (logged)."""
+    row.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+    log.warning("%s: %s failed: %s: %s", desc, row["id"], type(exc).__name__, exc)

@@ -150,9 +150,8 @@ def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transc
 
 
 def _fail(row: dict, exc: Exception) -> None:
-    row.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-    row.pop("n_chunks", None)
-    log.warning("lyrics: %s failed: %s: %s", row["id"], type(exc).__name__, exc)
+    row.pop("n_chunks", None)  # as for tracks that failed before vocal detection
+    audio.record_failure(row, exc, "lyrics")
 
 
 # --------------------------------------------------------------------------- teacher quality
