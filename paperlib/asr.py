@@ -72,6 +72,7 @@ class Transcriber:
         except OSError as exc:
             raise unavailable(model, exc) from exc
         self.model.to(self.device).eval()
+        self.source = str(model)
         self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
         if language and not self.multilingual:
             log.info("%s is English-only: language %r ignored", model, language)
@@ -91,24 +92,45 @@ class Transcriber:
             self.model.generation_config.max_length = None  # max_new_tokens rules (avoids a warning per batch)
 
     @torch.inference_mode()
-    def transcribe(self, chunks: np.ndarray, progress: bool = True) -> list[str]:
-        """chunks float32 [n, samples ≤ 480000] at 16 kHz → n raw transcripts (stripped)."""
+    def transcribe(self, chunks: np.ndarray, progress: bool = True, encoder_states: bool = False):
+        """chunks float32 [n, samples ≤ 480000] at 16 kHz → n raw transcripts (stripped).
+
+        encoder_states: also return the encoder's last hidden states of the chunks, float16
+        [n, 1500, d_model] — the ones `generate` decoded from (its first encoder call per batch),
+        which LIVI's frozen encoder would compute again from the same log-mel.
+        """
         from tqdm import tqdm
 
         chunks = np.asarray(chunks, dtype=np.float32)
         if chunks.ndim != 2:
             raise ValueError(f"chunks must be [n, samples], got shape {chunks.shape}")
         texts: list[str] = []
+        states: list[np.ndarray] = []
+        encoder = self.model.get_encoder()
         starts = range(0, len(chunks), self.batch_size)
         for start in tqdm(starts, desc="transcribe", unit="batch", disable=not progress or len(starts) < 2):
             batch = list(chunks[start : start + self.batch_size])
             features = self.processor.feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
             features = features.input_features.to(self.device, self.dtype)
-            with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
-                torch.manual_seed(self.seed)
-                tokens = self.model.generate(features, **self.generate_kwargs)
+            captured: list[torch.Tensor] = []
+            hook = encoder.register_forward_hook(
+                lambda module, args, output: None if captured else captured.append(output.last_hidden_state)
+            ) if encoder_states else None
+            try:
+                with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
+                    torch.manual_seed(self.seed)
+                    tokens = self.model.generate(features, **self.generate_kwargs)
+            finally:
+                if hook is not None:
+                    hook.remove()
             texts += [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
-        return texts
+            if encoder_states:
+                states.append(captured[0].to("cpu", torch.float16).numpy())
+        if not encoder_states:
+            return texts
+        config = self.model.config
+        empty = np.zeros((0, config.max_source_positions, config.d_model), np.float16)
+        return texts, np.concatenate(states) if states else empty
 
 
 def clean_transcript(

@@ -131,6 +131,9 @@ def _add_lyrics(sub) -> None:
     p.add_argument("--max-pad-s", type=float, default=10.0, help="max padding of a vocal window (s)")
     p.add_argument("--min-words", type=int, default=4, help="fewer words after clean-up: chunk dropped")
     p.add_argument("--max-repeats", type=int, default=3, help="a word repeated this often in a row is collapsed")
+    p.add_argument("--keep-encoder-states", action="store_true",
+                   help="also write OUT/encoder_states.npy (float16, 1.5 MB per chunk for Whisper base): "
+                   "`paperlib train` with the same --whisper then skips the encoder")
     p.set_defaults(run=_run_lyrics)
 
 
@@ -158,6 +161,7 @@ def _run_lyrics(args) -> int:
     manifest = teacher.run_teacher(
         tracks, args.out, detector, transcriber, embedder, min_words=args.min_words, max_repeats=args.max_repeats,
         threshold=args.threshold, min_mean_vocalness=args.min_mean_vocalness, max_pad_s=args.max_pad_s,
+        keep_encoder_states=args.keep_encoder_states,
     )
     counts = manifest.status.value_counts().reindex(["ok", "instrumental", "error"], fill_value=0)
     print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" -> {args.out}", file=sys.stderr)
@@ -338,7 +342,8 @@ def _run_train(args) -> int:
     except OSError as exc:
         raise UserError(str(models.unavailable(source, exc))) from None
     config = training.TrainConfig(**{k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None})
-    pairs = training.build_pairs(args.teacher, tracks, feature_extractor, splits=["train", "val"], lazy=args.lazy)
+    pairs = training.build_pairs(args.teacher, tracks, feature_extractor, splits=["train", "val"], lazy=args.lazy,
+                                 whisper=source)
     head = HeadConfig(width=encoder.config.d_model, target_dim=pairs["train"].text.shape[1], num_heads=args.num_heads,
                       layer_scale_init=args.layer_scale_init, **({"hidden": tuple(args.hidden)} if args.hidden else {}))
     vocals = embed.vocal_settings({}, **{k: getattr(args, k) for k in _VOCAL_KEYS})

@@ -4,13 +4,17 @@ clean-up → sentence embeddings → one lyrics vector per track (the training/e
 Outputs in `out_dir` (each written atomically):
   manifest.csv                 id, path, status (ok | instrumental | error), reason,
                                mean_vocalness, n_chunks, duration_s — one row per input, input order
-  chunks.csv                   id, chunk (0-based), start_s, end_s, text (cleaned; "" if dropped),
-                               raw_text, kept
+  chunks.csv                   id, chunk (0-based), start_s, end_s (exact sample times: samples / 16000),
+                               text (cleaned; "" if dropped), raw_text, kept
   chunk_text_embeddings.npy    float32 [len(chunks.csv), dim]; row i ↔ chunks.csv row i; zero if not kept
   text_embeddings.npz          track id → [dim] track vector (status ok only)
   vocalness.npz                track id → per-segment vocalness [n_segments] (every loaded track)
   timings.csv                  id, status, t_decode_s, t_detect_s, t_asr_s, t_text_s: wall-clock
                                seconds per track (the only output that differs between runs)
+  encoder_states.npy           only with keep_encoder_states: float16 [len(chunks.csv), 1500, d_model],
+                               row i ↔ chunks.csv row i: the Whisper encoder states each chunk was
+                               transcribed from (training reuses them when it trains on the same encoder)
+  encoder_states.json          {"whisper": the Whisper model they come from}
 """
 
 from __future__ import annotations
@@ -42,16 +46,22 @@ def run_teacher(
     hallucinations: Sequence[str] = asr.HALLUCINATIONS,
     min_words: int = 4,
     max_repeats: int = 3,
+    keep_encoder_states: bool = False,
     **vocal_params,
 ) -> pd.DataFrame:
     """Run the teacher on (id, path) tracks with already-loaded models; write the outputs.
 
     vocal_params go to paperlib.vocals.vocal_chunks (threshold, min_mean_vocalness, chunk_s,
     max_pad_s). A vocal track whose chunks are all dropped by the clean-up becomes
-    "instrumental" ("no lyrics transcribed"). Returns the manifest.
+    "instrumental" ("no lyrics transcribed"). keep_encoder_states: also write the encoder states
+    (1.5 MB per chunk for Whisper base, 3.8 MB for large-v3: small corpora only). Returns the manifest.
     """
+    out_dir = Path(out_dir)
+    for stale in ("encoder_states.npy", "encoder_states.json"):  # never pair old states with new chunks
+        (out_dir / stale).unlink(missing_ok=True)
     chunk_rows: list[dict] = []
     chunk_vectors: list[np.ndarray] = []
+    chunk_states: list[np.ndarray] = []
     track_vectors: dict[str, np.ndarray] = {}
     vocalness: dict[str, np.ndarray] = {}
     detected: dict[str, vocals.VocalChunks] = {}  # vocal chunks of the current window, by id
@@ -66,7 +76,7 @@ def run_teacher(
             detected[track_id] = found
         return row | {"n_chunks": 0}
 
-    def finish(row: dict, found: vocals.VocalChunks, raw: list[str]) -> None:
+    def finish(row: dict, found: vocals.VocalChunks, raw: list[str], states: np.ndarray | None) -> None:
         start = time.perf_counter()
         cleaned = [asr.clean_transcript(t, hallucinations, min_words, max_repeats) for t in raw]
         keep = np.array([t is not None for t in cleaned], dtype=bool)
@@ -80,11 +90,13 @@ def run_teacher(
             row |= {"status": "instrumental", "reason": "no lyrics transcribed"}
         # all steps done: only now record this track's chunks (an exception above records nothing)
         chunk_rows.extend(
-            {"id": row["id"], "chunk": i, "start_s": round(lo, 3), "end_s": round(hi, 3),
+            {"id": row["id"], "chunk": i, "start_s": lo, "end_s": hi,
              "text": t or "", "raw_text": r, "kept": t is not None}
             for i, (lo, hi, t, r) in enumerate(zip(found.starts_s, found.ends_s, cleaned, raw))
         )
         chunk_vectors.append(vectors)
+        if states is not None:
+            chunk_states.append(states)
 
     # Tracks go through in windows of batch_size: vocal detection per track, then one Whisper call
     # on all the window's chunks (batches mix tracks; a one-chunk track alone would decode at
@@ -94,7 +106,8 @@ def run_teacher(
     with tqdm(total=len(tracks), desc="lyrics", unit="track") as bar:
         for lo in range(0, len(tracks), window):
             part = audio.run_per_track(list(tracks[lo : lo + window]), detect, desc="lyrics", progress=False)
-            _transcribe_window([r for r in part if r["id"] in detected], detected, transcriber, finish)
+            _transcribe_window([r for r in part if r["id"] in detected], detected, transcriber, finish,
+                               keep_encoder_states)
             detected.clear()
             rows += part
             bar.update(len(part))
@@ -105,7 +118,6 @@ def run_teacher(
     chunks = pd.DataFrame(chunk_rows, columns=CHUNK_COLUMNS)
     matrix = np.concatenate(chunk_vectors) if chunk_vectors else np.zeros((0, embedder.dim), np.float32)
 
-    out_dir = Path(out_dir)
     io.write_csv(manifest, out_dir / "manifest.csv")
     io.write_csv(chunks, out_dir / "chunks.csv")
     with io.atomic_path(out_dir / "chunk_text_embeddings.npy") as tmp, open(tmp, "wb") as handle:
@@ -114,10 +126,13 @@ def run_teacher(
     io.save_npz(out_dir / "text_embeddings.npz", {i: track_vectors[i] for i in ok_ids})
     io.save_npz(out_dir / "vocalness.npz", {i: vocalness[i] for i in manifest["id"] if i in vocalness})
     io.write_csv(timings, out_dir / "timings.csv")
+    if keep_encoder_states:
+        _write_states(chunk_states, len(chunks), transcriber, out_dir)
     return manifest
 
 
-def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transcriber, finish) -> None:
+def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transcriber, finish,
+                       keep_states: bool = False) -> None:
     """Transcribe the chunks of `rows` (tracks with vocals) in one call and finish each track.
 
     Wall-clock ASR time is shared among the tracks by chunk count. If the joint call fails, each
@@ -128,13 +143,17 @@ def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transc
     counts = [len(detected[r["id"]].chunks) for r in rows]
     start = time.perf_counter()
     try:
-        raw = transcriber.transcribe(np.concatenate([detected[r["id"]].chunks for r in rows]), progress=False)
+        chunks = np.concatenate([detected[r["id"]].chunks for r in rows])
+        if keep_states:
+            raw, states = transcriber.transcribe(chunks, progress=False, encoder_states=True)
+        else:
+            raw, states = transcriber.transcribe(chunks, progress=False), None
     except Exception as exc:  # isolate the culprit
         if len(rows) > 1:
             log.warning("lyrics: a batch of %d tracks failed (%s: %s); retrying track by track",
                         len(rows), type(exc).__name__, exc)
             for row in rows:
-                _transcribe_window([row], detected, transcriber, finish)
+                _transcribe_window([row], detected, transcriber, finish, keep_states)
             return
         _fail(rows[0], exc)
         return
@@ -143,10 +162,28 @@ def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transc
     for row, n in zip(rows, counts):
         row["t_asr_s"] = seconds * n / sum(counts)
         try:
-            finish(row, detected[row["id"]], raw[offset : offset + n])
+            finish(row, detected[row["id"]], raw[offset : offset + n],
+                   None if states is None else states[offset : offset + n])
         except Exception as exc:  # one track must never stop the stage
             _fail(row, exc)
         offset += n
+
+
+def _write_states(parts: list[np.ndarray], rows: int, transcriber: asr.Transcriber, out_dir: Path) -> None:
+    """encoder_states.npy, written part by part (never held twice in memory), and its model."""
+    config = transcriber.model.config
+    shape = (rows, config.max_source_positions, config.d_model)
+    if sum(len(part) for part in parts) != rows:
+        raise RuntimeError(f"encoder states for {sum(len(p) for p in parts)} chunks, but {rows} chunk rows")
+    with io.atomic_path(out_dir / "encoder_states.npy") as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        offset = 0
+        for part in parts:
+            array[offset : offset + len(part)] = part
+            offset += len(part)
+        array.flush()
+        del array
+    io.write_json({"whisper": transcriber.source}, out_dir / "encoder_states.json")
 
 
 def _fail(row: dict, exc: Exception) -> None:

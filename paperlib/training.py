@@ -4,7 +4,9 @@ Pairs: every chunk the teacher kept is re-cut from its track exactly as the teac
 (samples [start_s, end_s) at 16 kHz, zero-padded to 30 s) → Whisper log-mel [n_mels, 3000] ↔ the
 chunk's text embedding [d]. Only the head learns; the Whisper encoder is frozen (mixed precision
 on CUDA, the head in fp32), so small corpora can compute its frames once (`cache_frames`, stored
-float16) instead of once per batch.
+float16) instead of once per batch — or take them from the teacher, which ran the same encoder on
+the same chunks to transcribe them (`paperlib lyrics` with keep_encoder_states; build_pairs uses
+them when the teacher's Whisper is the training encoder).
 
 Schedule: AdamW, lr linearly warmed up from lr/warmup_steps to lr over `warmup_steps` optimizer
 steps, then constant. Validation (after every epoch, and every `eval_every` steps if > 0):
@@ -138,9 +140,10 @@ class ChunkFeatures(Dataset):
 class Pairs(NamedTuple):
     """Training pairs of one split; row i of each field belongs together."""
 
-    features: torch.Tensor | ChunkFeatures  # log-mel [n, n_mels, 3000] float32 (tensor or lazy)
+    features: torch.Tensor | ChunkFeatures  # log-mel [n, n_mels, 3000] float32 (tensor or lazy), or if encoded:
     text: torch.Tensor  # chunk text embeddings [n, d] float32
     keys: pd.DataFrame  # id, chunk, start_s, end_s
+    encoded: bool = False  # features are the frozen encoder's states [n, 1500, width] float16 (the teacher's)
 
 
 def read_teacher(teacher_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
@@ -156,18 +159,38 @@ def read_teacher(teacher_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, n
     return manifest, chunks, vectors.astype(np.float32, copy=False)
 
 
+def teacher_states(teacher_dir: str | Path, whisper: str | None) -> np.ndarray | None:
+    """The teacher's encoder states (float16 [len(chunks.csv), 1500, width], memory-mapped) when it kept
+    them and its Whisper is `whisper` (the training encoder's name or folder); otherwise None."""
+    teacher_dir = Path(teacher_dir)
+    info = teacher_dir / "encoder_states.json"
+    if whisper is None or not info.is_file():
+        return None
+    source = json.loads(info.read_text()).get("whisper")
+    if source != str(whisper):
+        log.info("pairs: the teacher's encoder states come from %s, not %s: computing the encoder's own", source,
+                 whisper)
+        return None
+    return np.load(teacher_dir / "encoder_states.npy", mmap_mode="r")
+
+
 def build_pairs(teacher_dir: str | Path, tracks: pd.DataFrame, feature_extractor,
-                splits: list[str] | None = None, lazy: bool = False) -> dict[str, Pairs]:
+                splits: list[str] | None = None, lazy: bool = False, whisper: str | None = None) -> dict[str, Pairs]:
     """Audio/text pairs per split from the teacher's output.
 
     tracks: columns id, path (absolute or relative to the working directory), split. Only the
     kept chunks of tracks whose teacher status is "ok" are used; other tracks are counted and
     logged (not ok, missing from the teacher's manifest, unreadable now). Order: tracks order,
     then chunk order. lazy: features computed on access (ChunkFeatures) instead of now.
+    whisper: the training encoder's name or folder; when the teacher kept the encoder states of
+    that model (see teacher_states), the pairs carry them (encoded=True) and no audio is decoded.
     """
     from paperlib.audio import AudioError, load_audio
 
     manifest, chunks, vectors = read_teacher(teacher_dir)
+    states = teacher_states(teacher_dir, whisper)
+    if states is not None and len(states) != len(chunks):
+        raise ValueError(f"{teacher_dir}: {len(chunks)} chunks but encoder states for {len(states)}")
     status = dict(zip(manifest["id"], manifest["status"]))
     chunks["row"] = np.arange(len(chunks))
     by_track = {track_id: group for track_id, group in chunks[chunks["kept"]].groupby("id", sort=False)}
@@ -185,7 +208,9 @@ def build_pairs(teacher_dir: str | Path, tracks: pd.DataFrame, feature_extractor
                 continue
             group = by_track[track_id]
             spans = list(zip(group["start_s"].astype(float), group["end_s"].astype(float)))
-            if lazy:
+            if states is not None:
+                features.append(torch.from_numpy(np.ascontiguousarray(states[group["row"].to_numpy()])))
+            elif lazy:
                 features += [(str(path), start, end) for start, end in spans]
             else:
                 try:
@@ -198,12 +223,16 @@ def build_pairs(teacher_dir: str | Path, tracks: pd.DataFrame, feature_extractor
             selected.append(group)
         keys = pd.concat(selected) if selected else chunks.iloc[:0]
         text = torch.from_numpy(vectors[keys["row"].to_numpy()])
-        if lazy:
+        if states is not None:
+            features = torch.cat(features) if features else torch.zeros((0, *states.shape[1:]), dtype=torch.float16)
+        elif lazy:
             features = ChunkFeatures(features, feature_extractor)
         else:
             features = torch.cat(features) if features else log_mel(feature_extractor, [])
-        result[split] = Pairs(features, text, keys[["id", "chunk", "start_s", "end_s"]].reset_index(drop=True))
-        message = f"pairs {split}: {len(selected)} tracks, {len(keys)} chunks"
+        result[split] = Pairs(features, text, keys[["id", "chunk", "start_s", "end_s"]].reset_index(drop=True),
+                              encoded=states is not None)
+        message = f"pairs {split}: {len(selected)} tracks, {len(keys)} chunks" + (
+            " (the teacher's encoder states)" if states is not None else "")
         if skipped:
             log.warning("%s; skipped %s", message, ", ".join(f"{n} ({why})" for why, n in sorted(skipped.items())))
         else:
@@ -369,7 +398,10 @@ def train(config: TrainConfig, pairs: dict[str, Pairs], encoder, out_dir: str | 
             raise ValueError(f"head target_dim {head_config.target_dim} != text embedding dim {train_set.text.shape[1]}")
         model = LiviModel(encoder, LiviHead(head_config)).to(device).train()
         workers = config.num_workers
-        if config.cache_frames:
+        if train_set.encoded != val_set.encoded:
+            raise ValueError("train and val pairs must both carry encoder states or both log-mel")
+        cached = config.cache_frames or train_set.encoded  # inputs are encoder states, not log-mel
+        if config.cache_frames and not train_set.encoded:
             train_source = encode_frames(model, train_set.features, config.batch_size, device, workers, "frames train")
             val_source = encode_frames(model, val_set.features, config.batch_size, device, workers, "frames val")
         else:
@@ -389,7 +421,7 @@ def train(config: TrainConfig, pairs: dict[str, Pairs], encoder, out_dir: str | 
 
         def evaluate(epoch: int, step: int) -> bool:
             """Validate, keep the checkpoint if better, write the logs; True → stop."""
-            metrics = validate(model, val_source, val_set.text, config.cache_frames, config.batch_size,
+            metrics = validate(model, val_source, val_set.text, cached, config.batch_size,
                                config.alpha, device, workers)
             train_loss = float(np.mean(state["losses"])) if state["losses"] else float("nan")
             improved = metrics["val_cosine"] > state["best"]
@@ -417,7 +449,7 @@ def train(config: TrainConfig, pairs: dict[str, Pairs], encoder, out_dir: str | 
             evaluated_at = -1
             for inputs, targets in tqdm(loader, desc=f"epoch {epoch}", unit="batch"):
                 inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-                frames = inputs.float() if config.cache_frames else model.frames(inputs)
+                frames = inputs.float() if cached else model.frames(inputs)
                 loss, parts = livi_loss(model.head(frames), targets, config.alpha)
                 lr = optimizer.param_groups[0]["lr"]
                 optimizer.zero_grad(set_to_none=True)
@@ -446,7 +478,8 @@ def train(config: TrainConfig, pairs: dict[str, Pairs], encoder, out_dir: str | 
 
 
 __all__ = [
-    "livi_loss", "TrainConfig", "Pairs", "ChunkFeatures", "cut_chunk", "log_mel", "read_teacher", "build_pairs",
+    "livi_loss", "TrainConfig", "Pairs", "ChunkFeatures", "cut_chunk", "log_mel", "read_teacher", "teacher_states",
+    "build_pairs",
     "save_checkpoint", "load_checkpoint", "load_feature_extractor", "read_checkpoint_config", "encode_frames",
     "retrieval_metrics", "validate", "train",
 ]

@@ -3,6 +3,7 @@ converted offline checkpoints (tiny.en fast, base slow)."""
 
 import numpy as np
 import pytest
+import torch
 
 from paperlib import CHUNK_SAMPLES
 from paperlib.asr import Transcriber, clean_transcript, word_error_rate
@@ -77,6 +78,20 @@ def test_tiny_en_transcribes_piper_speech(tiny_transcriber, speech_chunks):
     assert len(texts) == 3
     for reference, hypothesis in zip(SENTENCES, texts):
         assert word_error_rate(reference, hypothesis) <= 0.1, hypothesis
+
+
+def test_encoder_states_are_the_ones_transcribed_from(tiny_transcriber, speech_chunks):
+    """With encoder_states, the same transcripts plus the encoder's states of every chunk (float16),
+    equal to running the encoder on the chunks' log-mel, in chunk order across batches (batch 2, 3 chunks)."""
+    texts, states = tiny_transcriber.transcribe(speech_chunks, encoder_states=True)
+    assert texts == tiny_transcriber.transcribe(speech_chunks)
+    assert states.dtype == np.float16 and states.shape == (3, 1500, 384)
+    features = tiny_transcriber.processor.feature_extractor(list(speech_chunks), sampling_rate=16_000,
+                                                            return_tensors="pt").input_features
+    with torch.inference_mode():
+        expected = tiny_transcriber.model.get_encoder()(features).last_hidden_state.half().numpy()
+    np.testing.assert_allclose(states.astype(np.float32), expected.astype(np.float32), rtol=1e-3, atol=1e-3)
+    assert np.abs(states[0] - states[1]).max() > 0.1  # each chunk its own states
 
 
 def test_english_only_model_ignores_language(whisper_tiny_en):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import soxr
+import torch
 
 from paperlib import SAMPLE_RATE, cli, teacher
 from paperlib.asr import word_error_rate
@@ -107,6 +108,25 @@ def test_outputs_are_consistent(lyrics_out):
     assert not thanks.kept and "thank you for watching" in thanks.raw_text.lower()
 
 
+def test_chunk_times_recut_the_teachers_chunks_exactly(tmp_path, inputs, tiny_transcriber, minilm_embedder):
+    """chunks.csv start_s/end_s are exact sample times: cutting the track there gives the very chunk the
+    teacher transcribed (training re-cuts chunks this way). The track's length is not a whole number of
+    milliseconds, so times rounded to ms would cut its last samples off."""
+    from paperlib import audio, vocals
+    from paperlib.training import cut_chunk
+
+    wave = sf.read(f"{inputs[0]}/a_speech.wav", dtype="float32")[0]
+    wave = wave[: len(wave) // 16 * 16 - 5]
+    sf.write(tmp_path / "odd.wav", wave, SAMPLE_RATE, subtype="FLOAT")
+    detector = vocals.make_detector("silero")
+    teacher.run_teacher([("odd", tmp_path / "odd.wav")], tmp_path / "out", detector, tiny_transcriber, minilm_embedder)
+    chunks = pd.read_csv(tmp_path / "out" / "chunks.csv")
+    found = vocals.vocal_chunks(audio.load_audio(tmp_path / "odd.wav"), detector)
+    assert len(found.chunks) == len(chunks) >= 1 and chunks.end_s.iloc[-1] * SAMPLE_RATE == len(wave)
+    for row, chunk in zip(chunks.itertuples(), found.chunks):
+        np.testing.assert_array_equal(cut_chunk(wave, row.start_s, row.end_s), chunk)
+
+
 def test_no_temporary_files_left(lyrics_out):
     assert sorted(p.name for p in lyrics_out.iterdir()) == sorted(OUTPUTS)
 
@@ -119,9 +139,10 @@ def test_lyrics_is_deterministic(lyrics_out, inputs, tmp_path, models_dir):
 
 
 def _two_speech_tracks(tmp_path, inputs, peaks=(0.5, 0.5)):
+    """The speech track at each peak level, named first, second, third."""
     wave = sf.read(f"{inputs[0]}/a_speech.wav", dtype="float32")[0]
     tracks = []
-    for name, peak in zip(("first", "second"), peaks):
+    for name, peak in zip(("first", "second", "third"), peaks):
         sf.write(tmp_path / f"{name}.wav", wave * (peak / np.abs(wave).max()), SAMPLE_RATE, subtype="FLOAT")
         tracks.append((name, tmp_path / f"{name}.wav"))
     return tracks
@@ -173,6 +194,53 @@ def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs,
     chunks = pd.read_csv(tmp_path / "out" / "chunks.csv")
     assert list(chunks.id) == ["second"]
     assert np.load(tmp_path / "out" / "chunk_text_embeddings.npy").shape == (1, 384)
+
+
+def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber, minilm_embedder, whisper_tiny_en):
+    """keep_encoder_states: encoder_states.npy row i belongs to chunks.csv row i (a failed track has none).
+    Training pairs for the same Whisper are those states and equal what training's own encoder computes
+    from the re-cut chunks; for another Whisper they are log-mel; a rerun without keeping removes them."""
+    import json
+
+    from paperlib import vocals
+    from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+    from paperlib.training import build_pairs, encode_frames
+
+    class FailsOnLoudChunks:
+        batch_size, model, source = 8, tiny_transcriber.model, tiny_transcriber.source
+
+        def transcribe(self, chunks, progress=True, **kwargs):
+            if np.abs(chunks).max() > 0.9:
+                raise RuntimeError("decoder out of memory")
+            return tiny_transcriber.transcribe(chunks, progress=progress, **kwargs)
+
+    tracks = _two_speech_tracks(tmp_path, inputs, peaks=(0.95, 0.5, 0.3))
+    out = tmp_path / "out"
+    manifest = teacher.run_teacher(tracks, out, vocals.make_detector("silero"), FailsOnLoudChunks(), minilm_embedder,
+                                   keep_encoder_states=True)
+    assert list(manifest.status) == ["error", "ok", "ok"]
+    chunks = pd.read_csv(out / "chunks.csv")
+    states = np.load(out / "encoder_states.npy")
+    assert list(chunks.id) == ["second", "third"] and chunks.kept.all()
+    assert states.dtype == np.float16 and states.shape == (2, 1500, 384)
+    assert json.loads((out / "encoder_states.json").read_text()) == {"whisper": str(whisper_tiny_en)}
+
+    table = pd.DataFrame({"id": [t[0] for t in tracks], "path": [str(t[1]) for t in tracks],
+                          "split": ["train", "train", "val"]})
+    features = tiny_transcriber.processor.feature_extractor
+    reused = build_pairs(out, table, features, whisper=str(whisper_tiny_en))
+    assert reused["train"].encoded and reused["val"].encoded
+    np.testing.assert_array_equal(reused["train"].features.numpy(), states[[0]])
+    np.testing.assert_array_equal(reused["val"].features.numpy(), states[[1]])
+    recut = build_pairs(out, table, features, whisper="another/whisper")
+    assert not recut["train"].encoded and recut["train"].features.shape == (1, 80, 3000)
+    model = LiviModel(load_whisper_encoder(whisper_tiny_en), LiviHead(HeadConfig(width=384, target_dim=384)))
+    own = encode_frames(model, torch.cat([recut["train"].features, recut["val"].features]), 2, "cpu")
+    np.testing.assert_allclose(own.float().numpy(), states.astype(np.float32), rtol=1e-3, atol=1e-3)
+
+    teacher.run_teacher(tracks[1:], out, vocals.make_detector("silero"), tiny_transcriber, minilm_embedder)
+    assert not (out / "encoder_states.npy").exists() and not (out / "encoder_states.json").exists()
+    assert not build_pairs(out, table, features, whisper=str(whisper_tiny_en))["train"].encoded
 
 
 def test_cli_user_errors(tmp_path, capsys, models_dir, minilm):

@@ -187,6 +187,40 @@ def test_same_seed_same_run_other_seed_other_run(pairs, encoder, tmp_path):
     assert not np.array_equal(logs["a"]["val_cosine"], logs["c"]["val_cosine"])
 
 
+def test_training_on_the_teachers_encoder_states_equals_training_on_its_own_frames(teacher, pairs, encoder,
+                                                                                   feature_extractor, tmp_path):
+    """Pairs carrying the teacher's encoder states (here: written from this encoder's frames) train the
+    same head as cached frames computed in train(), whatever cache_frames says."""
+    import shutil
+
+    from paperlib.model import LiviHead, LiviModel
+    from paperlib.training import encode_frames
+
+    root, tracks = teacher
+    copy = shutil.copytree(root, tmp_path / "teacher")
+    chunks = pd.read_csv(copy / "chunks.csv")
+    states = np.zeros((len(chunks), 1500, 32), np.float16)
+    row = {(i, c): n for n, (i, c) in enumerate(zip(chunks["id"], chunks["chunk"]))}
+    model = LiviModel(encoder, LiviHead(HEAD))
+    for part in pairs.values():
+        states[[row[k] for k in zip(part.keys["id"], part.keys["chunk"])]] = encode_frames(model, part.features, 4, "cpu")
+    np.save(copy / "encoder_states.npy", states)
+    (copy / "encoder_states.json").write_text(json.dumps({"whisper": "tiny-random"}))
+    reused = build_pairs(copy, tracks, feature_extractor, whisper="tiny-random")
+    assert reused["train"].encoded and reused["train"].features.dtype == torch.float16
+    runs = {name: tmp_path / name for name in ("frames", "states", "states_uncached")}
+    train(config(epochs=2), pairs, encoder, runs["frames"], head_config=HEAD)
+    train(config(epochs=2), reused, encoder, runs["states"], head_config=HEAD)
+    train(config(epochs=2, cache_frames=False), reused, encoder, runs["states_uncached"], head_config=HEAD)
+    expected = pd.read_csv(runs["frames"] / "epochs.csv")
+    for name in ("states", "states_uncached"):
+        pd.testing.assert_frame_equal(pd.read_csv(runs[name] / "epochs.csv"), expected)
+        assert (runs[name] / "head.safetensors").read_bytes() == (runs["frames"] / "head.safetensors").read_bytes()
+    np.save(copy / "encoder_states.npy", states[:4])  # states that do not belong to these chunks
+    with pytest.raises(ValueError, match="18 chunks but encoder states for 4"):
+        build_pairs(copy, tracks, feature_extractor, whisper="tiny-random")
+
+
 def test_train_cli(teacher, tmp_path, feature_extractor, capsys):
     from transformers import WhisperModel
 
