@@ -10,11 +10,14 @@ them when the teacher's Whisper is the training encoder).
 
 Schedule: AdamW, lr linearly warmed up from lr/warmup_steps to lr over `warmup_steps` optimizer
 steps, then constant. Validation (after every epoch, and every `eval_every` steps if > 0):
-mean cosine between each val chunk's audio embedding and its own text target (early-stopping
-metric), HR@1 audio→text per chunk (its own text is the nearest among all val chunk texts; ties
-count as hits, since versions of a work share lyrics), and the loss. Early stopping: stop after
-`patience` evaluations in a row without a higher val cosine (patience ≤ 0: never). The initial
-(untrained) head is evaluated first (epoch 0), so the best checkpoint is never worse than it.
+mean cosine between each val chunk's audio embedding and its own text target, HR@1 audio→text
+per chunk (its own text is the nearest among all val chunk texts; ties count as hits, since
+versions of a work share lyrics), and the loss. `monitor` picks the metric that selects the kept
+checkpoint and drives early stopping: "val_cosine" (the paper's; higher is better) or "val_loss"
+(lower is better; the mean cosine also rewards a head that outputs the mean target for every
+input, which small runs pass through). Early stopping: stop after `patience` evaluations in a
+row without improvement (patience ≤ 0: never). The initial (untrained) head is evaluated first
+(epoch 0), so the best checkpoint is never worse than it.
 
 Checkpoint folder (`out_dir`, each file written atomically):
   head.safetensors           best head state dict
@@ -71,6 +74,10 @@ def livi_loss(audio: torch.Tensor, text: torch.Tensor, alpha: float = 0.5) -> tu
 
 
 # --------------------------------------------------------------------------- configuration
+MONITORS = {"val_cosine": 1.0, "val_loss": -1.0}
+"""Metrics that can select the checkpoint, with the sign that makes larger better."""
+
+
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (params.yaml `train:`). Paper: 3 epochs, batch 128, warmup 10k steps."""
@@ -82,11 +89,16 @@ class TrainConfig:
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     alpha: float = 0.5  # weight of the alignment term of livi_loss
-    patience: int = 2  # evaluations without a better val cosine before stopping; ≤ 0: never stop
+    patience: int = 2  # evaluations without a better monitored metric before stopping; ≤ 0: never stop
+    monitor: str = "val_cosine"  # checkpoint selection and early stopping: val_cosine (paper) | val_loss
     seed: int = 0
     cache_frames: bool = True  # compute the frozen encoder's frames once (float16) instead of per batch
     eval_every: int = 0  # also validate every N optimizer steps (0: once per epoch)
     num_workers: int = 0  # DataLoader workers (features / lazy decoding)
+
+    def __post_init__(self):
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
 
     def to_dict(self) -> dict:
         return asdict(self) | {"betas": list(self.betas)}
@@ -424,12 +436,13 @@ def train(config: TrainConfig, pairs: dict[str, Pairs], encoder, out_dir: str | 
             metrics = validate(model, val_source, val_set.text, cached, config.batch_size,
                                config.alpha, device, workers)
             train_loss = float(np.mean(state["losses"])) if state["losses"] else float("nan")
-            improved = metrics["val_cosine"] > state["best"]
+            score = MONITORS[config.monitor] * metrics[config.monitor]
+            improved = score > state["best"]
             row = {"epoch": epoch, "step": step, "train_loss": train_loss} | metrics | {"improved": improved}
             evaluations.append(row)
             state["losses"] = []
             if improved:
-                state.update(best=metrics["val_cosine"], bad=0, best_row=row)
+                state.update(best=score, bad=0, best_row=row)
                 best = {"best": {k: row[k] for k in ("epoch", "step", "val_cosine", "val_hr1", "val_loss")}}
                 save_checkpoint(out_dir, model, feature_extractor, encoder_name, (extra or {}) | run_info | best)
             else:
@@ -469,7 +482,7 @@ def train(config: TrainConfig, pairs: dict[str, Pairs], encoder, out_dir: str | 
     best = state["best_row"]
     summary = {
         "best_epoch": best["epoch"], "best_step": best["step"], "best_val_cosine": best["val_cosine"],
-        "best_val_hr1": best["val_hr1"], "initial_val_cosine": evaluations[0]["val_cosine"],
+        "best_val_hr1": best["val_hr1"], "best_val_loss": best["val_loss"], "initial_val_cosine": evaluations[0]["val_cosine"],
         "epochs_run": evaluations[-1]["epoch"], "steps": step,
         "stopped_early": bool(stop) and step < config.epochs * len(loader), "train_pairs": len(train_set.text), "val_pairs": len(val_set.text),
     }

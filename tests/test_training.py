@@ -161,6 +161,18 @@ def test_early_stopping_when_validation_stops_improving(pairs, encoder, tmp_path
     assert epochs["val_cosine"].nunique() == 1
 
 
+def test_monitor_val_loss_keeps_the_lowest_validation_loss(pairs, encoder, tmp_path):
+    summary = train(config(epochs=5, monitor="val_loss"), pairs, encoder, tmp_path, head_config=HEAD)
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    best = epochs["val_loss"].idxmin()
+    assert summary["best_epoch"] == epochs["epoch"][best] and summary["best_val_loss"] == epochs["val_loss"][best]
+    running_min = epochs["val_loss"].cummin()
+    assert list(epochs["improved"]) == [True] + list(epochs["val_loss"][1:] < running_min.shift()[1:])
+    assert read_checkpoint_config(tmp_path)["best"]["val_loss"] == epochs["val_loss"][best]
+    with pytest.raises(ValueError, match="monitor must be one of val_cosine, val_loss"):
+        TrainConfig(monitor="val_hr1")
+
+
 def test_checkpoint_reloads_to_the_best_model(pairs, encoder, feature_extractor, tmp_path):
     summary = train(config(epochs=2, cache_frames=False, eval_every=1), pairs, encoder, tmp_path, head_config=HEAD,
                     extra={"vocals": {"detector": "silero"}})
