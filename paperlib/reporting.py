@@ -57,7 +57,8 @@ def results_row(set_name: str, system: str, summary: dict, expected: int) -> dic
 # --------------------------------------------------------------------------- figures
 def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None) -> plt.Figure:
     """Losses against optimizer steps (train per step, train mean and validation per evaluation)
-    and validation cosine / HR@1 per epoch, with the kept (best) checkpoint marked."""
+    and validation cosine / HR@1 per epoch, with the kept checkpoint marked (the last evaluation
+    that `improved` the monitored metric, as training.train keeps it)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     if steps is not None and len(steps):
         sns.lineplot(steps, x="step", y="loss", ax=axes[0], label="train (step)", lw=1, color="#9ecae1")
@@ -68,8 +69,8 @@ def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None
     long = epochs.melt(id_vars="epoch", value_vars=[c for c in ("val_cosine", "val_hr1") if c in epochs],
                        var_name="metric", value_name="value")
     sns.lineplot(long, x="epoch", y="value", hue="metric", marker="o", ax=axes[1])
-    if "val_cosine" in epochs and len(epochs):
-        best = epochs.loc[epochs["val_cosine"].idxmax(), "epoch"]
+    if "improved" in epochs and epochs["improved"].astype(bool).any():
+        best = epochs.loc[epochs["improved"].astype(bool), "epoch"].iloc[-1]
         axes[1].axvline(best, color="grey", ls="--", lw=1)
         axes[1].annotate("kept", (best, 0.95), ha="right", va="top", color="grey", xytext=(-3, 0),
                          textcoords="offset points")

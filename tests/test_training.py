@@ -173,6 +173,17 @@ def test_monitor_val_loss_keeps_the_lowest_validation_loss(pairs, encoder, tmp_p
         TrainConfig(monitor="val_hr1")
 
 
+def test_training_figure_marks_the_checkpoint_training_kept():
+    """The marker follows `improved` (here: val loss kept epoch 2), not the highest val cosine (epoch 3)."""
+    from paperlib import reporting
+
+    epochs = pd.DataFrame({"epoch": [0, 1, 2, 3], "step": [0, 2, 4, 6], "train_loss": [np.nan, 0.6, 0.5, 0.4],
+                           "val_loss": [0.9, 0.5, 0.4, 0.45], "val_cosine": [0.1, 0.6, 0.5, 0.7],
+                           "val_hr1": [0.0, 0.3, 0.3, 0.6], "improved": [True, True, True, False]})
+    fig = reporting.plot_training_curves(epochs)
+    assert [line.get_xdata()[0] for line in fig.axes[1].lines if line.get_linestyle() == "--"] == [2]
+
+
 def test_checkpoint_reloads_to_the_best_model(pairs, encoder, feature_extractor, tmp_path):
     summary = train(config(epochs=2, cache_frames=False, eval_every=1), pairs, encoder, tmp_path, head_config=HEAD,
                     extra={"vocals": {"detector": "silero"}})
