@@ -12,6 +12,7 @@ Prints one line per seed and the mean ± standard deviation (ddof 1) of MAP, HR@
 """
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -66,11 +67,8 @@ def main() -> None:
 
     rows = []
     for seed in args.seeds:
-        config = training.TrainConfig(
-            epochs=train_params["epochs"], batch_size=train_params["batch_size"], lr=train_params["lr"],
-            warmup_steps=train_params["warmup_steps"], weight_decay=train_params["weight_decay"],
-            alpha=train_params["alpha"], patience=train_params["patience"], monitor=train_params["monitor"], seed=seed,
-            cache_frames=train_params["cache_frames"])
+        config = training.TrainConfig(**{f.name: train_params[f.name] for f in dataclasses.fields(training.TrainConfig)
+                                         if f.name in train_params} | {"seed": seed})
         head_config = HeadConfig(width=encoder.config.d_model, target_dim=pairs["train"].text.shape[1],
                                  layer_scale_init=train_params["layer_scale_init"])
         with tempfile.TemporaryDirectory() as out:

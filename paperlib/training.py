@@ -152,7 +152,7 @@ class ChunkFeatures(Dataset):
 class Pairs(NamedTuple):
     """Training pairs of one split; row i of each field belongs together."""
 
-    features: torch.Tensor | ChunkFeatures  # log-mel [n, n_mels, 3000] float32 (tensor or lazy), or if encoded:
+    features: torch.Tensor | ChunkFeatures  # log-mel [n, n_mels, 3000] float32 (tensor or lazy) unless encoded
     text: torch.Tensor  # chunk text embeddings [n, d] float32
     keys: pd.DataFrame  # id, chunk, start_s, end_s
     encoded: bool = False  # features are the frozen encoder's states [n, 1500, width] float16 (the teacher's)
