@@ -30,8 +30,11 @@ BANDS = ((0, 5), (5, 10), (10, 15.01))
 
 def _cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children (Piper workers)."""
-    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-               for f in ("ru_utime", "ru_stime"))
+    return sum(
+        getattr(resource.getrusage(who), f)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for f in ("ru_utime", "ru_stime")
+    )
 
 
 def speed(size: str, out: Path, workers: int | None) -> dict:
@@ -40,11 +43,18 @@ def speed(size: str, out: Path, workers: int | None) -> dict:
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     vocal = table[table["kind"] != "instrumental"]
     coverage = [sum(e - s for s, e in json.loads(v)) / d for v, d in zip(vocal["vocal_segments"], vocal["duration_s"])]
-    return {"size": size, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "tracks": len(table), "works": table["work"].nunique(),
-            "audio_minutes": round(table["duration_s"].sum() / 60, 1),
-            "duration_s_range": [round(table["duration_s"].min(), 1), round(table["duration_s"].max(), 1)],
-            "vocal_coverage_min": round(min(coverage), 2), "kinds": table["kind"].value_counts().to_dict(),
-            "works_per_split": table.groupby("split")["work"].nunique().to_dict()}
+    return {
+        "size": size,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+        "tracks": len(table),
+        "works": table["work"].nunique(),
+        "audio_minutes": round(table["duration_s"].sum() / 60, 1),
+        "duration_s_range": [round(table["duration_s"].min(), 1), round(table["duration_s"].max(), 1)],
+        "vocal_coverage_min": round(min(coverage), 2),
+        "kinds": table["kind"].value_counts().to_dict(),
+        "works_per_split": table.groupby("split")["work"].nunique().to_dict(),
+    }
 
 
 def windows(segments: list, lines: list[str]) -> list[tuple[float, float, str]]:
@@ -75,28 +85,44 @@ def quality(folder: Path, whisper: str, per_band: int, greedy: bool) -> dict:
         for row in band.itertuples():
             audio, _ = sf.read(folder / row.path, dtype="float32")
             for s, e, _ in windows(json.loads(row.vocal_segments), row.lyrics.split("\n")):
-                pieces.append(audio[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)])
+                pieces.append(audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)])
                 owners.append(row.id)
         chunks = np.zeros((len(pieces), int(CHUNK_SECONDS * SAMPLE_RATE)), np.float32)
         for i, piece in enumerate(pieces):
-            chunks[i, :len(piece)] = piece
+            chunks[i, : len(piece)] = piece
         texts = transcriber.transcribe(chunks)
         hypothesis = {i: " ".join(t for t, o in zip(texts, owners) if o == i) for i in band["id"]}
         rates = [asr.word_error_rate(row.lyrics.replace("\n", " "), hypothesis[row.id]) for row in band.itertuples()]
-        wer[f"{low}-{int(high)} dB"] = {"tracks": len(rates), "mean_wer": round(float(np.mean(rates)), 3),
-                                        "max_wer": round(float(np.max(rates)), 3)}
+        wer[f"{low}-{int(high)} dB"] = {
+            "tracks": len(rates),
+            "mean_wer": round(float(np.mean(rates)), 3),
+            "max_wer": round(float(np.max(rates)), 3),
+        }
     transcribe_s = time.perf_counter() - start
     detector = vocals.SileroDetector()
     vad = {"vocal": [], "instrumental": []}
     for row in table.itertuples():
         audio, _ = sf.read(folder / row.path, dtype="float32")
         result = vocals.vocal_chunks(audio, detector)
-        vad["instrumental" if row.kind == "instrumental" else "vocal"].append((result.status == "ok", result.mean_vocalness))
-    vad_summary = {kind: {"tracks": len(v), "passed": sum(ok for ok, _ in v),
-                          "mean_vocalness_min": round(min(m for _, m in v), 3),
-                          "mean_vocalness_max": round(max(m for _, m in v), 3)} for kind, v in vad.items()}
-    return {"whisper": whisper, "decoding": "greedy" if greedy else "asr.Transcriber defaults (temperature fallback)",
-            "transcribe_seconds": round(transcribe_s, 1), "wer_per_snr_band": wer, "silero_vad": vad_summary}
+        vad["instrumental" if row.kind == "instrumental" else "vocal"].append(
+            (result.status == "ok", result.mean_vocalness)
+        )
+    vad_summary = {
+        kind: {
+            "tracks": len(v),
+            "passed": sum(ok for ok, _ in v),
+            "mean_vocalness_min": round(min(m for _, m in v), 3),
+            "mean_vocalness_max": round(max(m for _, m in v), 3),
+        }
+        for kind, v in vad.items()
+    }
+    return {
+        "whisper": whisper,
+        "decoding": "greedy" if greedy else "asr.Transcriber defaults (temperature fallback)",
+        "transcribe_seconds": round(transcribe_s, 1),
+        "wer_per_snr_band": wer,
+        "silero_vad": vad_summary,
+    }
 
 
 def main() -> None:

@@ -37,10 +37,23 @@ def main() -> None:
     summary, _ = metrics.evaluate(x, labels, block_size=args.block_size)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(json.dumps({"n": args.n, "cliques": args.cliques, "dim": args.dim, "threads": torch.get_num_threads(),
-                      "block_size": args.block_size, "seconds": round(seconds, 1),
-                      "peak_rss_gib": round(peak, 2), "rss_before_eval_gib": round(before, 2),
-                      "input_matrix_gib": round(x.nbytes / 2**30, 2), **summary}, indent=1))
+    print(
+        json.dumps(
+            {
+                "n": args.n,
+                "cliques": args.cliques,
+                "dim": args.dim,
+                "threads": torch.get_num_threads(),
+                "block_size": args.block_size,
+                "seconds": round(seconds, 1),
+                "peak_rss_gib": round(peak, 2),
+                "rss_before_eval_gib": round(before, 2),
+                "input_matrix_gib": round(x.nbytes / 2**30, 2),
+                **summary,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,97 +1,138 @@
 """How far the demo's LIVI result moves with the training seed alone.
 
-Trains the head exactly as the `train` stage does (params.yaml `train:` and `models:`, pairs from
-the teacher's output in data/teacher) once per seed, and scores every head on the demo's test split
-as the `embed` + `evaluate` stages do (the LIVI vocal chunks of each test track → frozen Whisper
-encoder → head → mean of chunk vectors; paperlib.metrics over the accepted tracks). The encoder
-runs once per test chunk; each seed only re-runs the head. Run after `dvc repro`:
+Trains the head exactly as the `train` stage does (the settings of params.yaml, pairs from the
+teacher's output) once per seed, and scores every head on the demo's test split as the `embed` +
+`evaluate` stages do (the checkpoint's vocal chunks of each test track → frozen Whisper encoder →
+head → mean of chunk vectors; paperlib.metrics over the accepted tracks), next to the teacher's
+transcripts (the "ASR lyrics" system, which does not depend on the seed). The encoder runs once per
+test chunk; each seed only re-runs the head. Run after `dvc repro`:
 
-    python benchmarks/seed_spread.py [--seeds 0 1 2 3 4] [--out seed_spread.json]
+    python benchmarks/seed_spread.py [--seeds 0 1 2 3 4] [--out results/seed_spread.json]
 
-Prints one line per seed and the mean ± standard deviation (ddof 1) of MAP, HR@1 and MR1.
+Writes seeds, map (per seed), map_mean, map_std (ddof 1), asr_map, and per-seed rows (MAP, HR1,
+MR1, kept epoch, its validation cosine); prints one line per seed and the spread.
 """
 
 import argparse
-import dataclasses
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from ruamel.yaml import YAML
 from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor
 
-from paperlib import audio, metrics, models, training, vocals
-from paperlib.corpus import read_tracks
-from paperlib.evaluation import set_tracks
+from paperlib import audio, config, io, metrics, training, vocals
+from paperlib.features import log_mel
 from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder, track_embedding
+from paperlib.offline import resolve_model
+from paperlib.pairs import build_pairs
+from paperlib.schema import read_tracks
+from paperlib.systems import set_tracks
 
 KEYS = ("MAP", "HR1", "MR1")
+
+
+def test_frames(cfg: config.Config, encoder, feature_extractor) -> tuple[list, list, list]:
+    """(frozen encoder states per accepted test track, ids, cliques), computed once."""
+    detector = vocals.detector_for(cfg.vocals)
+    frozen = LiviModel(encoder, LiviHead(HeadConfig(width=encoder.config.d_model, target_dim=1, hidden=(1,))))
+    test = set_tracks("demo", cfg)
+    frames, ids, cliques = [], [], []
+    for track_id, clique, path in zip(test["id"], test["clique"], test["path"]):
+        found = vocals.vocal_chunks(audio.load_audio(path), detector, **cfg.vocals.chunking())
+        if found.status == "ok":
+            frames.append(frozen.frames(log_mel(feature_extractor, found.chunks)))
+            ids.append(track_id)
+            cliques.append(clique)
+    print(f"test split: {len(ids)}/{len(test)} tracks accepted, {sum(len(f) for f in frames)} chunks")
+    return frames, ids, cliques
+
+
+def asr_map(cfg: config.Config) -> float:
+    """MAP of the teacher's transcript embeddings on the accepted test tracks (the pipeline's ASR row)."""
+    folder = Path(cfg.paths.embeddings) / "demo"
+    status = pd.read_csv(folder / "asr.manifest.csv", dtype={"id": str}, keep_default_na=False)
+    cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
+    subset = cliques[cliques["id"].isin(status.loc[status["status"] == "ok", "id"])]
+    matrix = metrics.read_embeddings(folder / "asr.npz", subset["id"].tolist())
+    return metrics.evaluate(matrix, subset["clique"].tolist(), subset["id"].tolist(), progress=False)[0]["MAP"]
+
+
+def seed_row(seed: int, cfg: config.Config, pairs, encoder, whisper, feature_extractor, test) -> dict:
+    """Train with `seed`, score the kept head on the test frames."""
+    head_config = HeadConfig(
+        width=encoder.config.d_model,
+        target_dim=pairs["train"].text.shape[1],
+        hidden=cfg.train.hidden,
+        num_heads=cfg.train.num_heads,
+        layer_scale_init=cfg.train.layer_scale_init,
+    )
+    with tempfile.TemporaryDirectory() as out:
+        summary = training.train(
+            cfg.train,
+            pairs,
+            encoder,
+            out,
+            head_config=head_config,
+            encoder_name=whisper,
+            feature_extractor=feature_extractor,
+            seed=seed,
+        )
+        head = LiviHead(head_config)
+        head.load_state_dict(load_file(str(Path(out) / "head.safetensors")))
+    head.eval()
+    frames, ids, cliques = test
+    with torch.no_grad():
+        matrix = np.stack([track_embedding(head(f).numpy()) for f in frames])
+    result, _ = metrics.evaluate(matrix, cliques, ids, progress=False)
+    return {"seed": seed, "best_epoch": summary["best_epoch"], "val_cosine": summary["best_val_cosine"]} | {
+        k: result[k] for k in KEYS
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--teacher", default="data/teacher")
-    parser.add_argument("--out", help="write the per-seed metrics and the summary as JSON")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default="results/seed_spread.json")
     args = parser.parse_args()
-    params = YAML(typ="safe").load(Path(args.params))
-    train_params, vocal_params = params["train"], params["vocals"]
-    if train_params["data"] != "corpus":
+    cfg = config.load(args.params, args.overrides)
+    if cfg.train.data != "corpus":
         raise SystemExit("seed_spread.py measures the demo: train.data must be 'corpus'")
-
-    whisper = models.resolve_model(params["models"]["whisper"], params["models"]["dir"])
+    whisper = resolve_model(cfg.models.whisper, cfg.paths.models)
     feature_extractor = WhisperFeatureExtractor.from_pretrained(whisper)
     encoder = load_whisper_encoder(whisper)
-    pairs = training.build_pairs(args.teacher, read_tracks("corpus", args.corpus), feature_extractor,
-                                 splits=["train", "val"], whisper=whisper)
-
-    # test split: vocal chunks and their encoder states, once
-    detector = vocals.make_detector(params["models"]["detector"], params["models"]["detector_model"] or None)
-    frozen = LiviModel(encoder, LiviHead(HeadConfig(width=encoder.config.d_model, target_dim=1, hidden=(1,))))
-    test = set_tracks("demo", args.corpus, "", None)
-    frames, ids, cliques = [], [], []
-    for track_id, clique, path in zip(test["id"], test["clique"], test["path"]):
-        found = vocals.vocal_chunks(audio.load_audio(path), detector, **vocal_params)
-        if found.status != "ok":
-            continue
-        frames.append(frozen.frames(training.log_mel(feature_extractor, found.chunks)))
-        ids.append(track_id)
-        cliques.append(clique)
-    print(f"test split: {len(ids)}/{len(test)} tracks accepted, {sum(len(f) for f in frames)} chunks")
-
+    pairs = build_pairs(
+        cfg.paths.teacher,
+        read_tracks("corpus", cfg.paths.corpus),
+        feature_extractor,
+        splits=["train", "val"],
+        whisper=whisper,
+    )
+    test = test_frames(cfg, encoder, feature_extractor)
     rows = []
     for seed in args.seeds:
-        config = training.TrainConfig(**{f.name: train_params[f.name] for f in dataclasses.fields(training.TrainConfig)
-                                         if f.name in train_params} | {"seed": seed})
-        head_config = HeadConfig(width=encoder.config.d_model, target_dim=pairs["train"].text.shape[1],
-                                 layer_scale_init=train_params["layer_scale_init"])
-        with tempfile.TemporaryDirectory() as out:
-            summary = training.train(config, pairs, encoder, out, head_config=head_config, encoder_name=whisper,
-                                     feature_extractor=feature_extractor)
-            head = LiviHead(head_config)
-            head.load_state_dict(load_file(str(Path(out) / "head.safetensors")))
-        head.eval()
-        with torch.no_grad():
-            matrix = np.stack([track_embedding(head(f).numpy()) for f in frames])
-        result, _ = metrics.evaluate(matrix, cliques, ids, progress=False)
-        rows.append({"seed": seed, "best_epoch": summary["best_epoch"], "val_cosine": summary["best_val_cosine"]}
-                    | {k: result[k] for k in KEYS})
-        print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()),
-              flush=True)
-
+        rows.append(seed_row(seed, cfg, pairs, encoder, whisper, feature_extractor, test))
+        print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
     table = pd.DataFrame(rows)
-    spread = {k: {"mean": round(float(table[k].mean()), 4), "sd": round(float(table[k].std(ddof=1)), 4),
-                  "min": round(float(table[k].min()), 4), "max": round(float(table[k].max()), 4)} for k in KEYS}
-    for k, v in spread.items():
-        print(f"{k}: {v['mean']:.3f} ± {v['sd']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {len(table)} seeds")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"seeds": rows, "spread": spread}, indent=2) + "\n")
+    maps = [round(float(m), 4) for m in table["MAP"]]
+    result = {
+        "seeds": list(args.seeds),
+        "map": maps,
+        "map_mean": round(float(np.mean(maps)), 4),
+        "map_std": round(float(table["MAP"].std(ddof=1)), 4),
+        "asr_map": round(float(asr_map(cfg)), 4),
+        "train": config.to_dict(cfg.train),
+        "rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows],
+    }
+    print(
+        f"MAP {result['map_mean']:.3f} ± {result['map_std']:.3f} over {len(rows)} seeds; "
+        f"ASR lyrics {result['asr_map']:.3f}"
+    )
+    io.write_json(result, args.out)
 
 
 if __name__ == "__main__":

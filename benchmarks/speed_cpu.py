@@ -7,12 +7,13 @@ computes log-mel + frozen Whisper encoder + head, the teacher Whisper transcript
 temperature fallback) + clean-up + sentence embedding. The issue's goals: ≥ 5× faster end to end,
 LIVI preprocessing (decode + resample, vocal detection, log-mel) ≤ 0.5 s per track.
 
-    python benchmarks/speed_cpu.py AUDIO... [--model CHECKPOINT | --whisper whisper-base]
-        [--text-model all-MiniLM-L6-v2] [--models-dir models] [--greedy] [--compression-ratio-threshold 1.35]
-        [--threads N] [--out result.json]
+    python benchmarks/speed_cpu.py AUDIO... [--model CHECKPOINT] [--params params.yaml] [--set KEY=VALUE ...]
+        [--greedy] [--threads N] [--out result.json]
 
-Without --model, LIVI uses the --whisper encoder with a random head of the paper's shape (speed
-does not depend on the head's weights). Only tracks "ok" for both pipelines enter the ratio.
+Models, vocal detection and the teacher's decoding come from the settings (models.*, vocals.*,
+asr.compression_ratio_threshold, paths.models). Without --model, LIVI uses the models.whisper encoder
+with a random head of the paper's shape (speed does not depend on the head's weights). Only tracks
+"ok" for both pipelines enter the ratio.
 """
 
 import argparse
@@ -24,18 +25,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import asr, audio, embed, models, text, training, vocals
+from paperlib import asr, audio, checkpoint, config, embed, text, vocals
 from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+from paperlib.offline import resolve_model
 
 
-def teacher_track(path, detector, transcriber, embedder) -> dict:
+def teacher_track(path, detector, settings: config.Vocals, transcriber, embedder) -> dict:
     """The teacher's per-track work (paperlib.teacher.run_teacher) with timings in seconds."""
     row = {}
     start = time.perf_counter()
     wave = audio.load_audio(path)
     row["t_decode_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    found = vocals.vocal_chunks(wave, detector)
+    found = vocals.vocal_chunks(wave, detector, **settings.chunking())
     row["t_detect_s"] = time.perf_counter() - start
     row |= {"status": found.status, "n_chunks": len(found.chunks), "duration_s": len(wave) / 16_000}
     if found.status == "ok":
@@ -54,13 +56,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("audio", nargs="+", help="audio files or folders")
     parser.add_argument("--model", help="LIVI checkpoint folder (default: random head on --whisper)")
-    parser.add_argument("--whisper", default="whisper-base", help="Whisper of the teacher (and of LIVI without --model)")
-    parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--models-dir", default="models")
-    parser.add_argument("--greedy", action="store_true",
-                        help="teacher decodes greedily only (no temperature fallback): a conservative lower bound")
-    parser.add_argument("--compression-ratio-threshold", type=float, default=1.35,
-                        help="temperature fallback above this gzip ratio (paper: 1.35; the demo profile: 2.4)")
+    parser.add_argument("--params", default="params.yaml", help="settings file (paperlib.config)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--greedy",
+        action="store_true",
+        help="teacher decodes greedily only (no temperature fallback): a conservative lower bound",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--limit", type=int, default=None, help="first N tracks only")
     parser.add_argument("--out", help="write the per-track table and summary as JSON")
@@ -68,10 +70,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     tracks = audio.list_audio(args.audio)[: args.limit]
-    detector = vocals.make_detector("silero")
-    whisper = models.resolve_model(args.whisper, args.models_dir)
+    cfg = config.load(args.params, args.overrides)
+    detector = vocals.detector_for(cfg.vocals)
+    whisper = resolve_model(cfg.models.whisper, cfg.paths.models)
     if args.model:
-        model, features = training.load_checkpoint(args.model, args.models_dir), training.load_feature_extractor(args.model)
+        model = checkpoint.load_checkpoint(args.model, cfg.paths.models)
+        features = checkpoint.load_feature_extractor(args.model)
     else:
         from transformers import WhisperFeatureExtractor
 
@@ -79,14 +83,21 @@ def main() -> None:
         torch.manual_seed(0)
         model = LiviModel(encoder, LiviHead(HeadConfig(width=encoder.config.d_model, target_dim=384)))
         features = WhisperFeatureExtractor.from_pretrained(whisper)
-    transcriber = asr.Transcriber(whisper, batch_size=1, compression_ratio_threshold=args.compression_ratio_threshold,
-                                  **({"temperatures": (0.0,)} if args.greedy else {}))
-    embedder = text.TextEmbedder(models.resolve_model(args.text_model, args.models_dir))
+    transcriber = asr.Transcriber(
+        whisper,
+        batch_size=1,
+        compression_ratio_threshold=cfg.asr.compression_ratio_threshold,
+        language=cfg.asr.language or None,
+        **({"temperatures": (0.0,)} if args.greedy else {}),
+    )
+    embedder = text.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models))
 
-    embed.embed_tracks(tracks[:1], model, features, detector, batch_size=1)  # warm-up
-    teacher_track(tracks[0][1], detector, transcriber, embedder)
-    livi, _, _ = embed.embed_tracks(tracks, model, features, detector, batch_size=1)
-    teacher = pd.DataFrame([{"id": i} | teacher_track(p, detector, transcriber, embedder) for i, p in tracks])
+    embed.embed_tracks(tracks[:1], model, features, detector, cfg.vocals, batch_size=1)  # warm-up
+    teacher_track(tracks[0][1], detector, cfg.vocals, transcriber, embedder)
+    livi, _, _ = embed.embed_tracks(tracks, model, features, detector, cfg.vocals, batch_size=1)
+    teacher = pd.DataFrame(
+        [{"id": i} | teacher_track(p, detector, cfg.vocals, transcriber, embedder) for i, p in tracks]
+    )
 
     both = (livi["status"].to_numpy() == "ok") & (teacher["status"].to_numpy() == "ok")
     livi, teacher = livi[both].reset_index(drop=True), teacher[both].reset_index(drop=True)
@@ -94,19 +105,28 @@ def main() -> None:
     livi["total_s"] = livi["preprocess_s"] + livi["t_model_s"]
     teacher["total_s"] = teacher[["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s"]].sum(axis=1)
     summary = {
-        "tracks": int(both.sum()), "chunks": int(livi["n_chunks"].sum()),
-        "mean_duration_s": float(livi["duration_s"].mean()), "threads": torch.get_num_threads(),
-        "teacher_decoding": "greedy" if args.greedy else
-                            f"temperature fallback, compression ratio > {args.compression_ratio_threshold}",
-        "livi_per_track_s": {c: float(livi[c].mean()) for c in
-                             ["t_decode_s", "t_detect_s", "t_features_s", "t_model_s", "preprocess_s", "total_s"]},
-        "teacher_per_track_s": {c: float(teacher[c].mean()) for c in
-                                ["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s", "total_s"]},
+        "tracks": int(both.sum()),
+        "chunks": int(livi["n_chunks"].sum()),
+        "mean_duration_s": float(livi["duration_s"].mean()),
+        "threads": torch.get_num_threads(),
+        "teacher_decoding": "greedy"
+        if args.greedy
+        else f"temperature fallback, compression ratio > {cfg.asr.compression_ratio_threshold}",
+        "livi_per_track_s": {
+            c: float(livi[c].mean())
+            for c in ["t_decode_s", "t_detect_s", "t_features_s", "t_model_s", "preprocess_s", "total_s"]
+        },
+        "teacher_per_track_s": {
+            c: float(teacher[c].mean()) for c in ["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s", "total_s"]
+        },
     }
     summary["speedup_end_to_end"] = summary["teacher_per_track_s"]["total_s"] / summary["livi_per_track_s"]["total_s"]
-    summary["speedup_model_only"] = (summary["teacher_per_track_s"]["t_asr_s"] + summary["teacher_per_track_s"]["t_text_s"]) / summary["livi_per_track_s"]["t_model_s"]
+    summary["speedup_model_only"] = (
+        summary["teacher_per_track_s"]["t_asr_s"] + summary["teacher_per_track_s"]["t_text_s"]
+    ) / summary["livi_per_track_s"]["t_model_s"]
     table = livi[["id", "duration_s", "n_chunks", "preprocess_s", "t_model_s", "total_s"]].merge(
-        teacher[["id", "t_asr_s", "t_text_s", "total_s"]], on="id", suffixes=("_livi", "_teacher"))
+        teacher[["id", "t_asr_s", "t_text_s", "total_s"]], on="id", suffixes=("_livi", "_teacher")
+    )
     print(table.round(3).to_string(index=False), file=sys.stderr)
     print(json.dumps(summary, indent=2))
     if args.out:

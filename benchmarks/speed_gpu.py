@@ -28,7 +28,9 @@ from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
 from paperlib.model import HeadConfig, LiviHead, LiviModel, autocast_for, load_whisper_encoder
 from paperlib.training import livi_loss
 
-PAPER_ENCODER = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128)
+PAPER_ENCODER = dict(
+    d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128
+)
 SMOKE_ENCODER = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128, num_mel_bins=128)
 
 
@@ -81,8 +83,11 @@ def main() -> None:
 
     config = WhisperConfig(**(SMOKE_ENCODER if args.smoke else PAPER_ENCODER), decoder_layers=1)
     config._attn_implementation = args.attn
-    head_config = HeadConfig(width=64, target_dim=32, hidden=(64,), num_heads=4) if args.smoke else \
-        HeadConfig(width=1280, target_dim=768)
+    head_config = (
+        HeadConfig(width=64, target_dim=32, hidden=(64,), num_heads=4)
+        if args.smoke
+        else HeadConfig(width=1280, target_dim=768)
+    )
     torch.manual_seed(0)
     with torch.device(device):
         encoder = load_whisper_encoder(config=config)
@@ -130,8 +135,14 @@ def main() -> None:
         return steps * batch / (time.perf_counter() - start)
 
     def loader():
-        return DataLoader(dataset, batch_size=batch, num_workers=workers, pin_memory=device.type == "cuda",
-                          persistent_workers=False, prefetch_factor=4 if workers else None)
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+        )
 
     def with_data(step):
         return lambda inputs, targets: step(features_of(inputs), targets.to(device, non_blocking=True))
@@ -141,9 +152,14 @@ def main() -> None:
     repeat = [fixed] * (steps + args.warmup)
     results = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "smoke": args.smoke, "batch_size": batch, "steps": steps, "workers": workers, "features": args.features,
+        "smoke": args.smoke,
+        "batch_size": batch,
+        "steps": steps,
+        "workers": workers,
+        "features": args.features,
         "encoder": "fp16 weights" if args.half else "fp32 weights + fp16 autocast" if device.type == "cuda" else "fp32",
-        "attn": args.attn, "compile": args.compile,
+        "attn": args.attn,
+        "compile": args.compile,
         "train_samples_per_s_model_only": timed(train_step, repeat),
         "train_samples_per_s_with_data": timed(with_data(train_step), loader()),
         "infer_chunks_per_s_model_only": timed(infer, repeat),

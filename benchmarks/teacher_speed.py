@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tests/conftest.py: av
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from paperlib import models, vocals  # noqa: E402
+from paperlib import offline, vocals  # noqa: E402
 from paperlib.asr import Transcriber, word_error_rate  # noqa: E402
 from paperlib.text import TextEmbedder  # noqa: E402
 
@@ -67,9 +67,10 @@ def clips(n: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def timed(fn):
+def timed(fn, *args, **kwargs):
+    """(fn(*args, **kwargs), wall-clock seconds, CPU seconds)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
+    result = fn(*args, **kwargs)
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -81,32 +82,37 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1, help="Whisper batch (1 = per-chunk latency)")
     args = parser.parse_args()
-    if args.whisper in models.HUB_IDS or args.text_model in models.HUB_IDS:
-        models.materialise(args.models_dir, tuple({args.whisper, args.text_model} & set(models.HUB_IDS)))
+    if args.whisper in offline.HUB_IDS or args.text_model in offline.HUB_IDS:
+        offline.materialise(args.models_dir, tuple({args.whisper, args.text_model} & set(offline.HUB_IDS)))
 
     data = clips(args.clips)
     detector = vocals.make_detector("silero")
-    transcriber = Transcriber(models.resolve_model(args.whisper, args.models_dir), batch_size=args.batch_size)
-    embedder = TextEmbedder(models.resolve_model(args.text_model, args.models_dir))
+    transcriber = Transcriber(offline.resolve_model(args.whisper, args.models_dir), batch_size=args.batch_size)
+    embedder = TextEmbedder(offline.resolve_model(args.text_model, args.models_dir))
     vocals.vocal_chunks(data[0][1], detector)  # warm-up (first calls allocate)
     transcriber.transcribe(np.zeros((1, 16_000), np.float32), progress=False)
     embedder.embed(["warm up"])
 
-    rows = {"vocal detection (silero)": [], f"transcription ({args.whisper})": [],
-            f"text embedding ({args.text_model})": []}
+    rows = {
+        "vocal detection (silero)": [],
+        f"transcription ({args.whisper})": [],
+        f"text embedding ({args.text_model})": [],
+    }
     errors, n_chunks = [], 0
     for reference, wave in data:
-        found, wall, cpu = timed(lambda: vocals.vocal_chunks(wave, detector))
+        found, wall, cpu = timed(vocals.vocal_chunks, wave, detector)
         rows["vocal detection (silero)"].append((wall, cpu, len(found.chunks)))
-        texts, wall, cpu = timed(lambda: transcriber.transcribe(found.chunks, progress=False))
+        texts, wall, cpu = timed(transcriber.transcribe, found.chunks, progress=False)
         rows[f"transcription ({args.whisper})"].append((wall, cpu, len(found.chunks)))
-        _, wall, cpu = timed(lambda: embedder.embed(texts))
+        _, wall, cpu = timed(embedder.embed, texts)
         rows[f"text embedding ({args.text_model})"].append((wall, cpu, len(found.chunks)))
         n_chunks += len(found.chunks)
         errors.append(word_error_rate(reference, " ".join(texts)))
 
-    print(f"{args.clips} clips, {n_chunks} chunks of 30 s; torch threads {torch.get_num_threads()}; "
-          f"mean WER {np.mean(errors):.3f}")
+    print(
+        f"{args.clips} clips, {n_chunks} chunks of 30 s; torch threads {torch.get_num_threads()}; "
+        f"mean WER {np.mean(errors):.3f}"
+    )
     print(f"{'stage':<36} {'wall s/chunk':>12} {'CPU s/chunk':>12}")
     for stage, values in rows.items():
         wall, cpu, count = (sum(v[i] for v in values) for i in range(3))

@@ -27,8 +27,9 @@ def tiny_random_demucs_repo(folder: Path) -> Path:
     from omegaconf import OmegaConf
 
     torch.manual_seed(0)
-    model = HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, t_layers=1,
-                     t_heads=1, dconv_comp=4, segment=4)
+    model = HTDemucs(
+        sources=["drums", "bass", "other", "vocals"], channels=4, t_layers=1, t_heads=1, dconv_comp=4, segment=4
+    )
     save_with_checksum(serialize_model(model, OmegaConf.create({})), folder / "0000tiny.th")
     (folder / "tiny_htdemucs.yaml").write_text("models: ['0000tiny']\n")
     return folder
@@ -57,7 +58,8 @@ def main() -> None:
             "silero (sequence onnx)": SileroDetector(),
             "silero (jit)": SileroDetector(engine="jit"),
             "demucs (tiny, random weights)": DemucsDetector(
-                "tiny_htdemucs", repo=tiny_random_demucs_repo(Path(folder))),
+                "tiny_htdemucs", repo=tiny_random_demucs_repo(Path(folder))
+            ),
         }
         print(f"{args.seconds:.0f} s of audio, torch threads {torch.get_num_threads()}")
         for name, detector in detectors.items():

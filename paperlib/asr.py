@@ -38,7 +38,7 @@ HALLUCINATIONS = (
 class Transcriber:
     """Whisper (transformers) transcription of 30 s, 16 kHz mono chunks.
 
-    model: local folder or hub id (see paperlib.models.resolve_model). language: None = detect
+    model: local folder or hub id (see paperlib.offline.resolve_model). language: None = detect
     per chunk (the paper's multilingual setting), or a code like "en"; ignored (with task) for
     English-only models. max_new_tokens: tokens decoded per chunk (224 = half the text context,
     as openai-whisper's sample_len; None = up to the context). float16 on CUDA (bfloat16 with
@@ -60,7 +60,7 @@ class Transcriber:
     ):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        from paperlib.models import unavailable
+        from paperlib.offline import unavailable
 
         self.device = torch.device(device)
         if dtype is None:
@@ -113,9 +113,7 @@ class Transcriber:
             features = self.processor.feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
             features = features.input_features.to(self.device, self.dtype)
             captured: list[torch.Tensor] = []
-            hook = encoder.register_forward_hook(
-                lambda module, args, output: None if captured else captured.append(output.last_hidden_state)
-            ) if encoder_states else None
+            hook = encoder.register_forward_hook(_first_output(captured)) if encoder_states else None
             try:
                 with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
                     torch.manual_seed(self.seed)
@@ -131,6 +129,17 @@ class Transcriber:
         config = self.model.config
         empty = np.zeros((0, config.max_source_positions, config.d_model), np.float16)
         return texts, np.concatenate(states) if states else empty
+
+
+def _first_output(captured: list):
+    """A forward hook that keeps the first encoder output's last hidden state in `captured` (returns None:
+    the output is left unchanged)."""
+
+    def hook(module, args, output) -> None:
+        if not captured:
+            captured.append(output.last_hidden_state)
+
+    return hook
 
 
 def clean_transcript(

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -23,8 +24,23 @@ from paperlib import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 READABLE_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc",
-     ".au", ".snd", ".caf", ".w64", ".rf64"}
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".mp3",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+    }
 )
 """Suffixes libsndfile (>= 1.1) decodes."""
 UNSUPPORTED_EXTENSIONS = frozenset({".m4a", ".aac", ".mp4", ".wma", ".alac"})
@@ -68,8 +84,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         detail = exc.error_string.strip()
         if suffix in UNSUPPORTED_EXTENSIONS:
             raise AudioError(
-                f"unsupported audio format '{suffix}' (readable: wav, flac, mp3, ogg, opus, "
-                "aiff; convert it first)"
+                f"unsupported audio format '{suffix}' (readable: wav, flac, mp3, ogg, opus, aiff; convert it first)"
             ) from exc
         if suffix in READABLE_EXTENSIONS:
             raise AudioError(f"corrupt or unreadable audio file ({detail})") from exc
@@ -95,8 +110,10 @@ def list_audio(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
     for item in map(Path, inputs):
         if item.is_dir():
             found = sorted(
-                p for p in item.rglob("*")
-                if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                p
+                for p in item.rglob("*")
+                if p.suffix.lower() in AUDIO_EXTENSIONS
+                and p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(item).parts)
             )
         else:
@@ -111,34 +128,35 @@ def list_audio(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
 
 def run_per_track(
     tracks: list[tuple[str, Path]],
-    process: Callable[[str, np.ndarray], dict],
+    process: Callable[[str, np.ndarray], tuple[dict, Any]],
     desc: str,
     sample_rate: int = SAMPLE_RATE,
     progress: bool = True,
-) -> list[dict]:
-    """Load each track and call `process(track_id, wave)`; one manifest row per track, in order.
+) -> list[tuple[dict, Any]]:
+    """Load each track and call `process(track_id, wave) -> (fields, value)`; one (row, value) per track, in order.
 
     Row: {id, path, status, reason, duration_s (seconds, None if unloadable), t_decode_s (wall-clock
-    seconds of decoding + resampling), **process result}.
-    A bad file gives status "error" with the AudioError reason; an exception inside `process`
-    gives "error" with "<ExceptionType>: <message>" (logged); the loop always goes on.
+    seconds of decoding + resampling), **fields}; value is what `process` returned with them (None when
+    the track failed). A bad file gives status "error" with the AudioError reason; an exception inside
+    `process` gives "error" with "<ExceptionType>: <message>" (logged); the loop always goes on.
     """
-    rows = []
+    results = []
     for track_id, path in tqdm(tracks, desc=desc, unit="track", disable=not progress):
-        row = {"id": track_id, "path": str(path), "status": "ok", "reason": "", "duration_s": None}
+        row, value = {"id": track_id, "path": str(path), "status": "ok", "reason": "", "duration_s": None}, None
         try:
             start = time.perf_counter()
             wave = load_audio(path, sample_rate)
             row["t_decode_s"] = time.perf_counter() - start
             row["duration_s"] = round(len(wave) / sample_rate, 3)
-            row.update(process(track_id, wave))
+            fields, value = process(track_id, wave)
+            row.update(fields)
         except AudioError as exc:
             row.update(status="error", reason=str(exc))
             log.warning("%s: %s: %s", desc, track_id, exc)
         except Exception as exc:  # one track must never stop the stage
             record_failure(row, exc, desc)
-        rows.append(row)
-    return rows
+        results.append((row, value))
+    return results
 
 
 def record_failure(row: dict, exc: Exception, desc: str) -> None:

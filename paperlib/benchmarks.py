@@ -11,7 +11,11 @@ A clique table has one row per version and these str columns (`COLUMNS`):
 Metadata comes from public files at fixed commits (`REGISTRY`, keyed by their path in a mirror),
 verified by sha256 or, where no sha256 is published, by git blob SHA-1. They are downloaded
 (urllib) into a cache, or read from a local mirror with the layout of shared/benchmarks
-(`--mirror DIR` / $PAPERLIB_BENCHMARK_MIRROR). Canonical origins: `CANONICAL`.
+(`--mirror DIR` / $PAPERLIB_BENCHMARK_MIRROR). Canonical origins: Covers80
+http://labrosa.ee.columbia.edu/projects/coversongs/covers80/ (list1.txt, list2.txt; covers80.tgz holds
+covers32k/list1.list and list2.list, no published checksum), SHS100K https://github.com/NovaFrost/SHS100K2
+(meta/SHS100K-TEST joined with meta/list), Discogs-VI https://zenodo.org/records/13983028 (main.zip:
+Discogs-VI-YT-20240701-light.json.test).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from paperlib.audio import AUDIO_EXTENSIONS, READABLE_EXTENSIONS
 from paperlib.io import atomic_path, write_csv
 
 COLUMNS = ["id", "clique", "title", "artist", "source_id", "expected_file", "path"]
@@ -37,21 +42,12 @@ EXPECTED_COUNTS = {  # (versions, cliques) of the published splits
     "discogs_vi_test": (116_197, 9_878),
 }
 MIRROR_ENV = "PAPERLIB_BENCHMARK_MIRROR"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm", ".aac", ".aiff", ".aif")
-ACCEPTED_STATUSES = frozenset({"ok", "accepted"})  # manifest statuses counted as usable
-REJECTED_STATUSES = frozenset({"instrumental", "rejected"})  # any other status counts as failed
-
-CANONICAL = {
-    "covers80": "http://labrosa.ee.columbia.edu/projects/coversongs/covers80/ (list1.txt, list2.txt; "
-    "covers80.tgz holds covers32k/list1.list and list2.list, no published checksum)",
-    "shs100k_test": "https://github.com/NovaFrost/SHS100K2 (meta/SHS100K-TEST joined with meta/list)",
-    "discogs_vi_test": "https://zenodo.org/records/13983028 (main.zip: Discogs-VI-YT-20240701-light.json.test)",
-}
 
 _GH = "https://raw.githubusercontent.com"
 _SHS100K2 = f"{_GH}/NovaFrost/SHS100K2/a81043a6c90f378480b3c519e7f4def3c528ff33/meta"
-_COVERS80_COLLECTION = (f"{_GH}/ctralie/GeometricCoverSongs/c07187cd416cd97fffba7d5d3eb5091de6dff143"
-                        "/covers80collection.txt")
+_COVERS80_COLLECTION = (
+    f"{_GH}/ctralie/GeometricCoverSongs/c07187cd416cd97fffba7d5d3eb5091de6dff143/covers80collection.txt"
+)
 _YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 _YOUTUBE_URL = re.compile(r"(?:[?&]v=|youtu\.be/|/embed/)([A-Za-z0-9_-]{11})")
 
@@ -158,8 +154,9 @@ def _derive_covers80_list(collection: bytes, key: str) -> bytes:
     return "".join(re.sub(r"\.mp3$", "", re.sub(r"^covers32k/", "", line)) + "\n" for line in part).encode()
 
 
-def fetch(key: str, *, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-          verify: bool = True) -> Path:
+def fetch(
+    key: str, *, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None, verify: bool = True
+) -> Path:
     """Local path of metadata file `key` (a REGISTRY key), verified.
 
     With a mirror (argument or $PAPERLIB_BENCHMARK_MIRROR) the file is read at mirror/key (or an
@@ -235,9 +232,15 @@ def parse_covers80(list1: str | os.PathLike, list2: str | os.PathLike) -> pd.Dat
             if not match:
                 raise BenchmarkError(f"{path}: entry {number} is not Clique/artist+album+NN-Title: {entry!r}")
             clique, stem, artist, title = match.groups()
-            for column, value in (("id", stem), ("clique", clique), ("title", title.replace("_", " ")),
-                                  ("artist", artist.replace("_", " ")), ("source_id", ""),
-                                  ("expected_file", f"covers32k/{entry}.mp3"), ("path", "")):
+            for column, value in (
+                ("id", stem),
+                ("clique", clique),
+                ("title", title.replace("_", " ")),
+                ("artist", artist.replace("_", " ")),
+                ("source_id", ""),
+                ("expected_file", f"covers32k/{entry}.mp3"),
+                ("path", ""),
+            ):
                 rows[column].append(value)
     for number, (a, b) in enumerate(zip(*lists), 1):
         if a.split("/")[0] != b.split("/")[0]:
@@ -257,8 +260,10 @@ def _read_delimited(path, name: str, **kwargs) -> pd.DataFrame:
 def _youtube_ids(values: pd.Series, name: str, keys: pd.Series) -> pd.Series:
     bad = ~values.str.fullmatch(_YOUTUBE_ID.pattern)
     if bad.any():
-        raise BenchmarkError(f"{name}: {int(bad.sum())} versions without a valid YouTube id "
-                             f"(first: {keys[bad].iloc[0]} {values[bad].iloc[0]!r})")
+        raise BenchmarkError(
+            f"{name}: {int(bad.sum())} versions without a valid YouTube id "
+            f"(first: {keys[bad].iloc[0]} {values[bad].iloc[0]!r})"
+        )
     return values
 
 
@@ -282,8 +287,10 @@ def parse_shs100k(split: str | os.PathLike, metadata: str | os.PathLike) -> pd.D
     else:
         meta = _read_delimited(metadata, "shs100k list", sep="\t", header=None, quoting=csv.QUOTE_NONE)
         if meta.shape[1] != 6:
-            raise BenchmarkError(f"shs100k list: {metadata} has {meta.shape[1]} columns, expected 6 "
-                                 "(set_id, ver_id, title, performer, url, status)")
+            raise BenchmarkError(
+                f"shs100k list: {metadata} has {meta.shape[1]} columns, expected 6 "
+                "(set_id, ver_id, title, performer, url, status)"
+            )
         meta.columns = ["set_id", "ver_id", "title", "performer", "url", "status"]
         meta = meta[meta["set_id"] != "set_id"]  # tolerate a header line
         meta["yt_id"] = meta["url"].str.extract(_YOUTUBE_URL, expand=False).fillna("")
@@ -296,11 +303,18 @@ def parse_shs100k(split: str | os.PathLike, metadata: str | os.PathLike) -> pd.D
     ids = table["set_id"] + "_" + table["ver_id"]
     absent = table["_merge"] == "left_only"
     if absent.any():
-        raise BenchmarkError(f"shs100k metadata: {int(absent.sum())} split versions are not in {metadata} "
-                             f"(first: {ids[absent].iloc[0]})")
+        raise BenchmarkError(
+            f"shs100k metadata: {int(absent.sum())} split versions are not in {metadata} (first: {ids[absent].iloc[0]})"
+        )
     youtube = _youtube_ids(table["yt_id"], "shs100k", ids)
-    rows = {"id": ids, "clique": table["set_id"], "title": table["title"], "artist": table["performer"],
-            "source_id": youtube, "expected_file": youtube + ".*"}
+    rows = {
+        "id": ids,
+        "clique": table["set_id"],
+        "title": table["title"],
+        "artist": table["performer"],
+        "source_id": youtube,
+        "expected_file": youtube + ".*",
+    }
     return _check_table(_frame({k: list(v) for k, v in rows.items()}), "shs100k")
 
 
@@ -326,11 +340,16 @@ def parse_discogs_vi(path: str | os.PathLike) -> pd.DataFrame:
                 raise BenchmarkError(f"discogs_vi: clique {clique} has a version without version_id/youtube_id")
             youtube = str(version["youtube_id"] or "")
             if not _YOUTUBE_ID.fullmatch(youtube):
-                raise BenchmarkError(f"discogs_vi: version {version['version_id']} has an invalid "
-                                     f"YouTube id {youtube!r}")
-            for column, value in (("id", version["version_id"]), ("clique", clique),
-                                  ("title", version.get("track_title") or ""), ("source_id", youtube),
-                                  ("expected_file", f"{youtube[:2]}/{youtube}.*")):
+                raise BenchmarkError(
+                    f"discogs_vi: version {version['version_id']} has an invalid YouTube id {youtube!r}"
+                )
+            for column, value in (
+                ("id", version["version_id"]),
+                ("clique", clique),
+                ("title", version.get("track_title") or ""),
+                ("source_id", youtube),
+                ("expected_file", f"{youtube[:2]}/{youtube}.*"),
+            ):
                 rows[column].append("" if value is None else str(value))
     return _check_table(_frame(rows), "discogs_vi")
 
@@ -345,8 +364,14 @@ def table_notes(table: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------- loading
-def load_benchmark(name: str, *, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-                   metadata: str | os.PathLike | None = None, verify: bool = True) -> pd.DataFrame:
+def load_benchmark(
+    name: str,
+    *,
+    mirror: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    metadata: str | os.PathLike | None = None,
+    verify: bool = True,
+) -> pd.DataFrame:
     """Clique table of benchmark `name` (one of BENCHMARKS), path column empty.
 
     mirror/cache: see `fetch`. metadata: a local copy of the main metadata file used instead
@@ -361,8 +386,13 @@ def load_benchmark(name: str, *, mirror: str | os.PathLike | None = None, cache:
         raise BenchmarkError("covers80 takes no --metadata file; use --mirror DIR")
     if metadata is not None and verify:
         data = _read_bytes(metadata)
-        key = DISCOGS_VI_TEST if name == "discogs_vi_test" else \
-            "shs100k/shs100k2_test.csv" if data.startswith(b"set_id;") else "shs100k/list"
+        key = (
+            DISCOGS_VI_TEST
+            if name == "discogs_vi_test"
+            else "shs100k/shs100k2_test.csv"
+            if data.startswith(b"set_id;")
+            else "shs100k/list"
+        )
         verify_bytes(data, REGISTRY[key], str(metadata))
     if name == "covers80":
         table = parse_covers80(get("covers80/derived/list1.list"), get("covers80/derived/list2.list"))
@@ -377,17 +407,10 @@ def load_benchmark(name: str, *, mirror: str | os.PathLike | None = None, cache:
     if verify:
         rows, cliques = EXPECTED_COUNTS[name]
         if (len(table), table["clique"].nunique()) != (rows, cliques):
-            raise BenchmarkError(f"{name}: expected {rows} versions in {cliques} cliques, got {len(table)} "
-                                 f"in {table['clique'].nunique()}")
-    return table
-
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a clique table CSV written by `prepare` (all columns str, empty stays "")."""
-    table = _read_delimited(path, "clique table")
-    missing = set(COLUMNS) - set(table.columns)
-    if missing:
-        raise BenchmarkError(f"clique table {path} lacks columns {sorted(missing)}")
+            raise BenchmarkError(
+                f"{name}: expected {rows} versions in {cliques} cliques, got {len(table)} "
+                f"in {table['clique'].nunique()}"
+            )
     return table
 
 
@@ -402,19 +425,26 @@ def _audio_files(audio_dir: Path) -> list[Path]:
     return found
 
 
+def _preference(path: Path) -> tuple[bool, str, str]:
+    """Sort key among candidate files: decodable suffixes first, then suffix, then path."""
+    suffix = path.suffix.lower()
+    return suffix not in READABLE_EXTENSIONS, suffix, str(path)
+
+
 def match_audio(table: pd.DataFrame, audio_dir: str | os.PathLike) -> pd.DataFrame:
     """Copy of `table` with `path` set to the audio file of each row found under audio_dir ("" if none).
 
     YouTube-based rows match a file whose stem is the YouTube id, anywhere under audio_dir (flat,
     `xx/ID.ext`, ...). Other rows (Covers80) match `<clique>/<id>.<ext>` at any depth (so both
-    audio_dir/covers32k/... and audio_dir/<clique>/... work). Any extension in AUDIO_EXTENSIONS;
-    when several files fit, the first in AUDIO_EXTENSIONS order, then path order, wins.
+    audio_dir/covers32k/... and audio_dir/<clique>/... work). Suffixes (any case) are those of
+    `paperlib.audio.AUDIO_EXTENSIONS`: the formats `load_audio` decodes, plus common ones it cannot
+    (.m4a, .aac, ...), matched so that each such track gets an "unsupported format" error status
+    downstream; others (.webm, ...) are ignored. When several files fit a row, a decodable one wins
+    over an unsupported one, then the first lower-case suffix in sorted order, then the first path.
     """
-    rank = {ext: i for i, ext in enumerate(AUDIO_EXTENSIONS)}
     by_stem: dict[str, Path] = {}
     by_folder_stem: dict[str, Path] = {}
-    files = sorted(_audio_files(Path(audio_dir)), key=lambda p: (rank[p.suffix.lower()], str(p)))
-    for path in files:
+    for path in sorted(_audio_files(Path(audio_dir)), key=_preference):
         by_stem.setdefault(path.stem, path)
         by_folder_stem.setdefault(f"{path.parent.name}/{path.stem}", path)
     result = table.copy()
@@ -430,77 +460,35 @@ def match_audio(table: pd.DataFrame, audio_dir: str | os.PathLike) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- coverage
-def _statuses(table: pd.DataFrame, manifest) -> pd.Series:
-    """Per table row: "accepted", "rejected", "failed" or "" (not in the manifest)."""
-    if not isinstance(manifest, pd.DataFrame):
-        manifest = _read_delimited(manifest, "manifest")
-    if not {"id", "status"} <= set(manifest.columns):
-        raise BenchmarkError("manifest must have columns id,status")
-    manifest = manifest.astype({"id": str, "status": str})
-    if manifest["id"].duplicated().any():
-        raise BenchmarkError(f"manifest lists id {manifest['id'][manifest['id'].duplicated()].iloc[0]!r} twice")
-    status = manifest.set_index("id")["status"].str.strip().str.lower()
-    group = status.map(lambda s: "accepted" if s in ACCEPTED_STATUSES else
-                       "rejected" if s in REJECTED_STATUSES else "failed")
-    return table["id"].map(group).fillna("").reset_index(drop=True)
-
-
-def _usable(table: pd.DataFrame, manifest) -> pd.Series:
-    found = (table["path"] != "").reset_index(drop=True)
-    return found if manifest is None else found & (_statuses(table, manifest) == "accepted")
-
-
-def coverage(table: pd.DataFrame, manifest=None, by_clique: bool = True) -> pd.DataFrame:
-    """Counts per clique (index) or in total (one row "all"): expected, found, missing, and with a
-    manifest (DataFrame or CSV with columns id,status) accepted, rejected, failed, unprocessed;
-    queries_evaluable = usable tracks (found, and accepted if a manifest is given) whose clique has
-    >= 2 usable tracks.
+def coverage(table: pd.DataFrame) -> pd.DataFrame:
+    """Counts per clique (index, in table order): expected, found (path set), missing, and
+    queries_evaluable = found tracks of the clique when it has >= 2 of them (else 0).
     """
-    found = (table["path"] != "").reset_index(drop=True)
-    counts = pd.DataFrame({"clique": table["clique"].reset_index(drop=True), "expected": 1,
-                           "found": found.astype(int), "missing": (~found).astype(int)})
-    if manifest is not None:
-        status = _statuses(table, manifest).where(found, "")
-        for group in ("accepted", "rejected", "failed"):
-            counts[group] = (status == group).astype(int)
-        counts["unprocessed"] = (found & (status == "")).astype(int)
-    usable = _usable(table, manifest)
+    found = (table["path"] != "").to_numpy()
+    counts = pd.DataFrame(
+        {
+            "clique": table["clique"].to_numpy(),
+            "expected": 1,
+            "found": found.astype(int),
+            "missing": (~found).astype(int),
+        }
+    )
     per_clique = counts.groupby("clique", sort=False).sum()
-    usable_per_clique = counts["clique"][usable].value_counts().reindex(per_clique.index, fill_value=0)
-    per_clique["queries_evaluable"] = usable_per_clique.where(usable_per_clique >= 2, 0)
-    if by_clique:
-        return per_clique
-    total = per_clique.sum().to_frame("all").T
-    total.insert(1, "cliques", len(per_clique))
-    return total
+    per_clique["queries_evaluable"] = per_clique["found"].where(per_clique["found"] >= 2, 0)
+    return per_clique
 
 
-def coverage_summary(table: pd.DataFrame, manifest=None, name: str = "benchmark") -> str:
-    """Human-readable coverage lines (for stderr)."""
-    total = coverage(table, manifest, by_clique=False).iloc[0]
-    expected = int(total["expected"])
-    pct = lambda n: f"{n} ({100 * n / expected:.1f}%)"  # noqa: E731
-    lines = [f"{name}: {expected} versions in {int(total['cliques'])} cliques; audio found {pct(int(total['found']))}, "
-             f"missing {int(total['missing'])}"]
-    if manifest is not None:
-        lines.append(f"{name}: accepted {int(total['accepted'])}, rejected (instrumental) {int(total['rejected'])}, "
-                     f"failed {int(total['failed'])}, unprocessed {int(total['unprocessed'])}")
-    lines.append(f"{name}: queries evaluable {int(total['queries_evaluable'])} / {expected}")
-    lines += [f"{name}: note: {note}" for note in table_notes(table)]
-    return "\n".join(lines)
-
-
-def evaluation_subset(table: pd.DataFrame, manifest=None) -> tuple[list[str], list[str], str]:
-    """(ids, cliques, coverage) of the usable tracks: audio present and, given a manifest, accepted.
-
-    Tracks whose clique keeps a single usable member stay in (database distractors) but are not
-    counted as evaluable queries; coverage reads "queries evaluated N / expected M (P%)".
-    """
-    subset = table[_usable(table, manifest).to_numpy()]
-    sizes = subset["clique"].value_counts()
-    evaluated = int(sizes[sizes >= 2].sum())
-    text = f"queries evaluated {evaluated} / expected {len(table)} ({100 * evaluated / max(len(table), 1):.1f}%)"
-    return subset["id"].tolist(), subset["clique"].tolist(), text
+def coverage_summary(table: pd.DataFrame, name: str = "benchmark") -> str:
+    """Human-readable coverage lines (for stderr), each prefixed with "<name>: "."""
+    per_clique = coverage(table)
+    expected, found, missing, evaluable = (int(per_clique[c].sum()) for c in per_clique.columns)
+    lines = [
+        f"{expected} versions in {len(per_clique)} cliques; audio found {found} "
+        f"({100 * found / expected:.1f}%), missing {missing}",
+        f"queries evaluable {evaluable} / {expected}",
+    ]
+    lines += [f"note: {note}" for note in table_notes(table)]
+    return "\n".join(f"{name}: {line}" for line in lines)
 
 
 def prepare(name: str, out: str | os.PathLike, *, audio_dir=None, **load_options) -> pd.DataFrame:
@@ -510,35 +498,3 @@ def prepare(name: str, out: str | os.PathLike, *, audio_dir=None, **load_options
         table = match_audio(table, audio_dir)
     write_csv(table, out)
     return table
-
-
-# --------------------------------------------------------------------------- optional download (network)
-def download_youtube_audio(table: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFrame:
-    """NEEDS NETWORK and yt-dlp (not a dependency; never used by tests or the pipeline).
-
-    Downloads the best audio stream of each row's YouTube id to out_dir/<id[:2]>/<id>.<ext>
-    (the layout `match_audio` finds), skipping files already there. Returns columns
-    source_id, status ("ok", "exists" or "error: ...").
-    """
-    try:
-        import yt_dlp
-    except ImportError:
-        raise BenchmarkError("download_youtube_audio needs yt-dlp: pip install yt-dlp") from None
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
-    existing = {p.stem for p in _audio_files(out_dir)} if out_dir.is_dir() else set()
-    results = []
-    for youtube in tqdm(sorted(set(table["source_id"]) - {""}), desc="yt-dlp", unit="video"):
-        if youtube in existing:
-            results.append((youtube, "exists"))
-            continue
-        options = {"format": "bestaudio/best", "quiet": True, "noprogress": True,
-                   "outtmpl": str(out_dir / youtube[:2] / f"{youtube}.%(ext)s")}
-        try:
-            with yt_dlp.YoutubeDL(options) as downloader:
-                downloader.download([f"https://www.youtube.com/watch?v={youtube}"])
-            results.append((youtube, "ok"))
-        except Exception as exc:  # yt_dlp.utils.DownloadError and friends: record, go on
-            results.append((youtube, f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"))
-    return pd.DataFrame(results, columns=["source_id", "status"])

@@ -59,10 +59,14 @@ def _add_benchmarks(sub) -> None:
     prep.add_argument("--mirror", help="local copy of the metadata, same layout as shared/benchmarks")
     prep.add_argument("--audio-dir", help="folder searched (recursively) for the benchmark's audio")
     prep.add_argument("--cache", help="download cache (default ~/.cache/paperlib/benchmarks)")
-    prep.add_argument("--metadata", help="local metadata file used as is (discogs_vi_test: the light "
-                      ".json.test; shs100k_test: meta/list or shs100k2_test.csv)")
-    prep.add_argument("--no-verify", action="store_true",
-                      help="skip checksums and published counts (format checks still apply)")
+    prep.add_argument(
+        "--metadata",
+        help="local metadata file used as is (discogs_vi_test: the light "
+        ".json.test; shs100k_test: meta/list or shs100k2_test.csv)",
+    )
+    prep.add_argument(
+        "--no-verify", action="store_true", help="skip checksums and published counts (format checks still apply)"
+    )
     prep.set_defaults(run=_run_benchmarks)
 
 
@@ -70,17 +74,52 @@ def _run_benchmarks(args) -> int:
     from paperlib import benchmarks
 
     try:
-        table = benchmarks.prepare(args.name, args.out, audio_dir=args.audio_dir, mirror=args.mirror,
-                                   cache=args.cache, metadata=args.metadata, verify=not args.no_verify)
+        table = benchmarks.prepare(
+            args.name,
+            args.out,
+            audio_dir=args.audio_dir,
+            mirror=args.mirror,
+            cache=args.cache,
+            metadata=args.metadata,
+            verify=not args.no_verify,
+        )
     except benchmarks.BenchmarkError as exc:
         raise UserError(str(exc)) from None
     print(benchmarks.coverage_summary(table, name=args.name), file=sys.stderr)
     return 0
 
 
+# --------------------------------------------------------------------------- settings
+def _add_settings(p) -> None:
+    """--params and --set: the same settings the pipeline stages read (paperlib.config)."""
+    p.add_argument("--params", help="parameters file (default: params.yaml when present, else the paper's defaults)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set asr.batch_size=4 (repeatable)",
+    )
+
+
+def _settings(args, **paths):
+    """The settings of args.params and args.overrides; `paths` are overrides given as their own options."""
+    from pathlib import Path
+
+    from paperlib import config
+
+    params = args.params or ("params.yaml" if Path("params.yaml").is_file() else None)
+    extra = [f"{key}={value}" for key, value in paths.items() if value is not None]
+    try:
+        return config.load(params, [*args.overrides, *extra])
+    except config.ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- models
 def _add_models(sub) -> None:
-    from paperlib.models import DEFAULT_MODELS
+    from paperlib.offline import DEFAULT_MODELS
 
     p = sub.add_parser(
         "models",
@@ -90,16 +129,21 @@ def _add_models(sub) -> None:
         "Models already present with matching checksums are skipped.",
     )
     p.add_argument("--out", default="models", help="models folder (default: models)")
-    p.add_argument("--only", nargs="+", choices=DEFAULT_MODELS, metavar="NAME",
-                   help=f"only these models (of {', '.join(DEFAULT_MODELS)})")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=DEFAULT_MODELS,
+        metavar="NAME",
+        help=f"only these models (of {', '.join(DEFAULT_MODELS)})",
+    )
     p.set_defaults(run=_run_models)
 
 
 def _run_models(args) -> int:
-    from paperlib import models
+    from paperlib import offline
 
-    sums = models.materialise(args.out, names=tuple(args.only or models.DEFAULT_MODELS))
-    for name in args.only or models.DEFAULT_MODELS:
+    sums = offline.materialise(args.out, names=tuple(args.only or offline.DEFAULT_MODELS))
+    for name in args.only or offline.DEFAULT_MODELS:
         print(f"{name}: {args.out}/{name} ({len(sums[name])} files)", file=sys.stderr)
     return 0
 
@@ -110,62 +154,66 @@ def _add_lyrics(sub) -> None:
         "lyrics",
         help="teacher: vocal chunks -> Whisper transcripts -> sentence embeddings (lyrics targets)",
         description="Writes OUT/manifest.csv (one row per input: ok | instrumental | error), OUT/chunks.csv, "
-        "OUT/chunk_text_embeddings.npy (row i = chunks.csv row i) and OUT/text_embeddings.npz (id -> vector).",
+        "OUT/chunk_text_embeddings.npy (row i = chunks.csv row i), OUT/text_embeddings.npz (id -> vector) and "
+        "OUT/timings.csv. Models, vocal detection and transcription come from the settings (models.*, vocals.*, "
+        "asr.*, device, seed, paths.models).",
     )
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--whisper", default="whisper-base", help="Whisper: name in --models-dir, folder or hub id")
-    p.add_argument("--text-model", default="all-MiniLM-L6-v2",
-                   help="sentence-transformers model: name in --models-dir, folder or hub id")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow the text model's own code (gte-multilingual-base needs it; on by default for it)")
-    p.add_argument("--models-dir", default="models", help="folder of `paperlib models` (default: models)")
-    p.add_argument("--detector", choices=["silero", "demucs"], default="silero", help="vocal detector")
-    p.add_argument("--detector-model", help="demucs model name (default htdemucs)")
-    p.add_argument("--detector-repo", help="demucs: local folder with the model's .th/.yaml files")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8, help="Whisper chunks per batch")
-    p.add_argument("--language", default=None, help="transcription language code (default: detect per chunk)")
-    p.add_argument("--threshold", type=float, default=0.5, help="vocalness threshold of a segment")
-    p.add_argument("--min-mean-vocalness", type=float, default=0.5, help="below: track is instrumental")
-    p.add_argument("--max-pad-s", type=float, default=10.0, help="max padding of a vocal window (s)")
-    p.add_argument("--min-words", type=int, default=4, help="fewer words after clean-up: chunk dropped")
-    p.add_argument("--max-repeats", type=int, default=3, help="a word repeated this often in a row is collapsed")
-    p.add_argument("--keep-encoder-states", action="store_true",
-                   help="also write OUT/encoder_states.npy (float16, 1.5 MB per chunk for Whisper base): "
-                   "`paperlib train` with the same --whisper then skips the encoder")
+    p.add_argument(
+        "--keep-encoder-states",
+        action="store_true",
+        help="also write OUT/encoder_states.npy (float16, 1.5 MB per chunk for Whisper base): "
+        "`paperlib train` with the same models.whisper then skips the encoder",
+    )
+    _add_settings(p)
     p.set_defaults(run=_run_lyrics)
 
 
 def _run_lyrics(args) -> int:
-    from paperlib import asr, audio, models, teacher, text, vocals
+    from pathlib import Path
+
+    from paperlib import offline, teacher
+
+    cfg = _settings(args)
+    tracks = _list_audio(args.audio)
+    try:
+        detector, transcriber, embedder = teacher.load_teacher(cfg)
+    except offline.ModelUnavailableError as exc:
+        raise UserError(str(exc)) from None
+    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
+        raise UserError(f"cannot load the teacher's models: {type(exc).__name__}: {exc}") from None
+    manifest = teacher.run_teacher(
+        tracks,
+        Path(args.out),
+        detector,
+        transcriber,
+        embedder,
+        cfg.vocals,
+        cfg.asr,
+        keep_encoder_states=args.keep_encoder_states,
+    )
+    _print_counts(manifest, args.out)
+    return 0
+
+
+def _list_audio(inputs: list[str]) -> list:
+    from paperlib import audio
 
     try:
-        tracks = audio.list_audio(args.audio)
+        tracks = audio.list_audio(inputs)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if not tracks:
-        raise UserError(f"no audio files found in {' '.join(args.audio)}")
-    try:
-        extra = {"repo": args.detector_repo} if args.detector_repo else {}
-        detector = vocals.make_detector(args.detector, args.detector_model, device=args.device, **extra)
-    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
-        raise UserError(f"cannot load the {args.detector} vocal detector: {type(exc).__name__}: {exc}") from None
-    try:
-        transcriber = asr.Transcriber(models.resolve_model(args.whisper, args.models_dir), device=args.device,
-                                      batch_size=args.batch_size, language=args.language)
-        embedder = text.TextEmbedder(models.resolve_model(args.text_model, args.models_dir), device=args.device,
-                                     trust_remote_code=args.trust_remote_code or None)
-    except models.ModelUnavailableError as exc:
-        raise UserError(str(exc)) from None
-    manifest = teacher.run_teacher(
-        tracks, args.out, detector, transcriber, embedder, min_words=args.min_words, max_repeats=args.max_repeats,
-        threshold=args.threshold, min_mean_vocalness=args.min_mean_vocalness, max_pad_s=args.max_pad_s,
-        keep_encoder_states=args.keep_encoder_states,
-    )
-    counts = manifest.status.value_counts().reindex(["ok", "instrumental", "error"], fill_value=0)
-    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" -> {args.out}", file=sys.stderr)
-    return 0
+        raise UserError(f"no audio files found in {' '.join(inputs)}")
+    return tracks
+
+
+def _print_counts(manifest, out) -> None:
+    from paperlib.schema import STATUSES
+
+    counts = manifest.status.value_counts().reindex(list(STATUSES), fill_value=0)
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" -> {out}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- profile
@@ -258,101 +306,29 @@ def _run_corpus(args) -> int:
 
 
 # --------------------------------------------------------------------------- train
-def _add_vocal_args(p, note: str) -> None:
-    """Vocal detection settings, as in `paperlib lyrics` (unset: see note)."""
-    p.add_argument("--detector", choices=["silero", "demucs"], help=f"vocal detector{note}")
-    p.add_argument("--detector-model", help=f"demucs model name{note}")
-    p.add_argument("--threshold", type=float, help=f"vocalness threshold of a segment{note}")
-    p.add_argument("--min-mean-vocalness", type=float, help=f"below: track is instrumental{note}")
-    p.add_argument("--max-pad-s", type=float, help=f"max padding of a vocal window (s){note}")
-
-
-_VOCAL_KEYS = ("detector", "detector_model", "threshold", "min_mean_vocalness", "max_pad_s")
-_TRAIN_OPTIONS = {  # TrainConfig field -> argparse settings; unset options keep TrainConfig's default
-    "epochs": dict(type=int), "batch_size": dict(type=int), "lr": dict(type=float),
-    "warmup_steps": dict(type=int, help="linear warmup steps, then constant lr"),
-    "weight_decay": dict(type=float), "betas": dict(type=float, nargs=2),
-    "alpha": dict(type=float, help="weight of the alignment term (1 - alpha: geometry)"),
-    "patience": dict(type=int, help="evaluations without a better monitored metric before stopping (<= 0: never)"),
-    "monitor": dict(choices=["val_cosine", "val_loss"],
-                    help="metric that selects the kept checkpoint (default val_cosine, the paper's)"),
-    "seed": dict(type=int),
-    "cache_frames": dict(action=argparse.BooleanOptionalAction, help="encode each chunk once (float16 frames)"),
-    "eval_every": dict(type=int, help="also validate every N steps (0: per epoch)"),
-    "num_workers": dict(type=int, help="DataLoader workers"),
-}
-
-
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train the LIVI head on the teacher's lyrics targets (frozen Whisper encoder)",
-        description="Pairs every kept teacher chunk (re-cut from its audio, as the teacher cut it) with its chunk "
-        "text embedding; trains on split 'train', early-stops on the mean audio-text cosine of split 'val'. "
-        "Writes the checkpoint folder OUT: head.safetensors, config.json, preprocessor_config.json, "
-        "train_log.csv (per step), epochs.csv (per evaluation), summary.json (also printed). Unset training "
-        "options keep paperlib.training.TrainConfig's defaults (the paper's: 3 epochs, batch 128, lr 1e-4, "
-        "warmup 10000 steps, AdamW weight decay 0.01, betas 0.9 0.98).",
+        description="Pairs every kept teacher chunk with its chunk text embedding; trains on split 'train', keeps "
+        "the checkpoint that is best on split 'val' (train.monitor). Writes the checkpoint folder (head.safetensors, "
+        "config.json with the settings it was trained with, preprocessor_config.json), train_log.csv, epochs.csv "
+        "and summary.json (also printed). Settings: train.*, models.whisper, device, seed (paperlib.config).",
     )
-    p.add_argument("--teacher", required=True, help="output folder of `paperlib lyrics`")
-    p.add_argument("--tracks", required=True, help="csv with columns id, path (relative to the csv), split")
-    p.add_argument("--whisper", default="whisper-base", help="Whisper encoder: name in --models-dir, folder or hub id")
-    p.add_argument("--models-dir", default="models", help="folder of `paperlib models` (default: models)")
-    p.add_argument("--out", required=True, help="checkpoint folder")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    for name, settings in _TRAIN_OPTIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), **settings)
-    p.add_argument("--hidden", type=int, nargs="+", help="head MLP hidden sizes (default: the paper's 3072 2048 2048 1536)")
-    p.add_argument("--num-heads", type=int, default=8, help="attention-pooling heads (default: 8)")
-    p.add_argument("--layer-scale-init", type=float, default=1e-4,
-                   help="initial gain of the pooling's residual branches (default: the paper's 1e-4)")
-    p.add_argument("--lazy", action="store_true", help="decode audio and compute features per batch (large corpora)")
-    _add_vocal_args(p, " (default: the teacher's default; stored in the checkpoint for `paperlib embed`)")
+    p.add_argument("--teacher", help="output folder of `paperlib lyrics` (default: paths.teacher)")
+    p.add_argument("--tracks", help="csv with columns id, path (relative to the csv), split (default: train.data)")
+    p.add_argument("--out", help="checkpoint folder (default: paths.checkpoint)")
+    _add_settings(p)
     p.set_defaults(run=_run_train)
 
 
-def _read_tracks(path: str):
-    import pandas as pd
-    from pathlib import Path
-
-    try:
-        tracks = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    missing = {"id", "path", "split"} - set(tracks.columns)
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    base = Path(path).parent
-    return tracks.assign(path=[str(p if Path(p).is_absolute() else base / p) for p in tracks["path"]])
-
-
 def _run_train(args) -> int:
-    from paperlib import embed, models, training
-    from paperlib.model import HeadConfig, load_whisper_encoder
+    from paperlib import offline, training
 
-    tracks = _read_tracks(args.tracks)
+    cfg = _settings(args, **{"paths.teacher": args.teacher, "train.data": args.tracks, "paths.checkpoint": args.out})
     try:
-        training.read_teacher(args.teacher)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"--teacher {args.teacher}: {exc}") from None
-    source = models.resolve_model(args.whisper, args.models_dir)
-    try:
-        from transformers import WhisperFeatureExtractor
-
-        encoder = load_whisper_encoder(source)
-        feature_extractor = WhisperFeatureExtractor.from_pretrained(source)
-    except OSError as exc:
-        raise UserError(str(models.unavailable(source, exc))) from None
-    config = training.TrainConfig(**{k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None})
-    pairs = training.build_pairs(args.teacher, tracks, feature_extractor, splits=["train", "val"], lazy=args.lazy,
-                                 whisper=source)
-    head = HeadConfig(width=encoder.config.d_model, target_dim=pairs["train"].text.shape[1], num_heads=args.num_heads,
-                      layer_scale_init=args.layer_scale_init, **({"hidden": tuple(args.hidden)} if args.hidden else {}))
-    vocals = embed.vocal_settings({}, **{k: getattr(args, k) for k in _VOCAL_KEYS})
-    try:
-        summary = training.train(config, pairs, encoder, args.out, args.device, head, encoder_name=args.whisper,
-                                 feature_extractor=feature_extractor, extra={"vocals": vocals})
-    except ValueError as exc:
+        summary = training.train_head(cfg)
+    except (OSError, ValueError, offline.ModelUnavailableError) as exc:
         raise UserError(str(exc)) from None
     print(json.dumps(summary))
     return 0
@@ -365,7 +341,8 @@ def _add_embed(sub) -> None:
         help="LIVI audio embeddings without transcription (vocal chunks -> Whisper encoder + head)",
         description="Writes OUT (npz: id -> L2-normalised track vector, status ok only), OUT.manifest.csv (one row "
         "per input: ok | instrumental | error, as the teacher's manifest) and OUT.timings.csv (seconds per track: "
-        "t_decode_s, t_detect_s, t_features_s, t_model_s).",
+        "t_decode_s, t_detect_s, t_features_s, t_model_s). Vocal detection and chunking are the checkpoint's "
+        "(--set vocals.KEY=VALUE changes one); device, evaluate.batch_size and paths.models come from the settings.",
     )
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument("--model", required=True, help="checkpoint folder of `paperlib train`")
@@ -373,42 +350,46 @@ def _add_embed(sub) -> None:
     p.add_argument("--manifest", help="manifest csv (default: OUT with suffix .manifest.csv)")
     p.add_argument("--timings", help="timings csv (default: OUT with suffix .timings.csv)")
     p.add_argument("--chunk-embeddings", help="also write an npz: id -> chunk vectors [n, dim]")
-    p.add_argument("--models-dir", default="models", help="folder of `paperlib models` (default: models)")
-    p.add_argument("--detector-repo", help="demucs: local folder with the model's .th/.yaml files")
-    _add_vocal_args(p, " (default: the checkpoint's)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8, help="chunks per encoder batch")
+    _add_settings(p)
     p.set_defaults(run=_run_embed)
 
 
 def _run_embed(args) -> int:
-    from paperlib import audio, embed, models, training, vocals
+    from paperlib import checkpoint, config, embed, offline, vocals
 
+    cfg = _settings(args)
     try:
-        config = training.read_checkpoint_config(args.model)
-        tracks = audio.list_audio(args.audio)
+        trained = checkpoint.vocal_settings(args.model)
+        settings = config.build(config.Vocals, _vocal_overrides(config.to_dict(trained), args.overrides))
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    if not tracks:
-        raise UserError(f"no audio files found in {' '.join(args.audio)}")
-    settings = embed.vocal_settings(config, **{k: getattr(args, k) for k in _VOCAL_KEYS})
+    tracks = _list_audio(args.audio)
     try:
-        extra = {"repo": args.detector_repo} if args.detector_repo else {}
-        detector = vocals.make_detector(settings["detector"], settings["detector_model"], device=args.device, **extra)
+        detector = vocals.detector_for(settings, device=cfg.device)
     except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
-        raise UserError(f"cannot load the {settings['detector']} vocal detector: {type(exc).__name__}: {exc}") from None
+        raise UserError(f"cannot load the {settings.detector} vocal detector: {type(exc).__name__}: {exc}") from None
     try:
-        model = training.load_checkpoint(args.model, args.models_dir)
-        feature_extractor = training.load_feature_extractor(args.model)
-    except (models.ModelUnavailableError, OSError) as exc:
+        model = checkpoint.load_checkpoint(args.model, cfg.paths.models)
+        feature_extractor = checkpoint.load_feature_extractor(args.model)
+    except (offline.ModelUnavailableError, OSError) as exc:
         raise UserError(str(exc)) from None
-    params = {k: settings[k] for k in ("threshold", "min_mean_vocalness", "chunk_s", "max_pad_s") if k in settings}
-    manifest, vectors, chunk_vectors = embed.embed_tracks(tracks, model, feature_extractor, detector, params,
-                                                          args.batch_size, args.device)
+    manifest, vectors, chunk_vectors = embed.embed_tracks(
+        tracks, model, feature_extractor, detector, settings, cfg.evaluate.batch_size, cfg.device
+    )
     embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
-    counts = manifest.status.value_counts().reindex(["ok", "instrumental", "error"], fill_value=0)
-    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" -> {args.out}", file=sys.stderr)
+    _print_counts(manifest, args.out)
     return 0
+
+
+def _vocal_overrides(trained: dict, overrides: list[str]) -> dict:
+    """The checkpoint's vocal settings with the `vocals.*` overrides applied."""
+    from paperlib.config import apply_override
+
+    tree = {"vocals": trained}
+    for item in overrides:
+        if item.startswith("vocals."):
+            tree = apply_override(tree, item)
+    return tree["vocals"]
 
 
 # --------------------------------------------------------------------------- determinism
@@ -449,7 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ADDERS = [_add_profile, _add_determinism, _add_evaluate, _add_benchmarks, _add_models, _add_lyrics, _add_corpus, _add_train, _add_embed]
+ADDERS = [
+    _add_profile,
+    _add_determinism,
+    _add_evaluate,
+    _add_benchmarks,
+    _add_models,
+    _add_lyrics,
+    _add_corpus,
+    _add_train,
+    _add_embed,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

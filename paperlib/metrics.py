@@ -30,8 +30,7 @@ SPARSE_LIMIT = 1.0  # sparse counting while candidates × width ≤ this × tile
 SUMMARY_KEYS = ("MAP", "MAP10", "MR1", "HR1", "HR10", "HR100", "P10", "NAR", "queries")
 
 
-def relevant_ranks(matrix: np.ndarray, cliques, block_size: int = 2048,
-                   progress: bool = True) -> list[np.ndarray]:
+def relevant_ranks(matrix: np.ndarray, cliques, block_size: int = 2048, progress: bool = True) -> list[np.ndarray]:
     """1-based ranks (ascending) of each query's relevant items; empty for singletons.
 
     matrix: [N, d] float32, L2-normalised rows. cliques: N labels.
@@ -59,8 +58,9 @@ def relevant_ranks(matrix: np.ndarray, cliques, block_size: int = 2048,
     positions = torch.from_numpy(order)  # corpus index of each sorted row (for ties)
 
     tiles = [_RelevantBlock.from_diagonal(x, lo, hi, run_starts, run_ends, positions) for lo, hi in blocks]
-    with tqdm(total=len(blocks) * (len(blocks) - 1) // 2, desc="ranking", unit="tile", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=len(blocks) * (len(blocks) - 1) // 2, desc="ranking", unit="tile", disable=not progress, leave=False
+    ) as bar:
         for i, (lo_i, hi_i) in enumerate(blocks):
             for j in range(i + 1, len(blocks)):
                 lo_j, hi_j = blocks[j]
@@ -103,7 +103,7 @@ class _RelevantBlock:
         self.ties = torch.zeros(b, w, dtype=torch.int64)
 
     @classmethod
-    def from_diagonal(cls, x, lo, hi, run_starts, run_ends, positions) -> "_RelevantBlock":
+    def from_diagonal(cls, x, lo, hi, run_starts, run_ends, positions) -> _RelevantBlock:
         sims = x[lo:hi] @ x[lo:hi].T
         sims.fill_diagonal_(-math.inf)  # the query leaves its own list
         first = np.searchsorted(run_starts, np.arange(lo, hi), side="right") - 1
@@ -162,8 +162,9 @@ class _RelevantBlock:
         starts = torch.cumsum(equal, 0) - equal
         k = below.repeat_interleave(equal) + torch.arange(len(rows)) - starts.repeat_interleave(equal)
         earlier = columns[cols] < self.owners[rows, k]
-        self.ties.index_put_((rows[earlier], k[earlier]), torch.ones(int(earlier.sum()), dtype=torch.int64),
-                             accumulate=True)
+        self.ties.index_put_(
+            (rows[earlier], k[earlier]), torch.ones(int(earlier.sum()), dtype=torch.int64), accumulate=True
+        )
 
     def ranks(self):
         """(sorted row, ascending 1-based ranks of its relevant items) for rows with any."""
@@ -193,22 +194,35 @@ def query_metrics(ranks: np.ndarray, candidates: int) -> dict[str, float]:
     }
 
 
-def evaluate(matrix: np.ndarray, cliques, ids=None, block_size: int = 2048,
-             progress: bool = True) -> tuple[dict, pd.DataFrame]:
+def evaluate(
+    matrix: np.ndarray, cliques, ids=None, block_size: int = 2048, progress: bool = True
+) -> tuple[dict, pd.DataFrame]:
     """Averaged metrics (keys SUMMARY_KEYS) and a per-query table (one row per evaluated query)."""
     matrix = np.asarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
     ids = list(range(n)) if ids is None else list(ids)
     ranks = relevant_ranks(matrix, cliques, block_size=block_size, progress=progress)
-    rows = [{"id": ids[q], "clique": c, **query_metrics(r, n - 1)}
-            for q, (r, c) in enumerate(zip(ranks, cliques)) if len(r)]
-    per_query = pd.DataFrame(rows, columns=["id", "clique", "AP", "AP10", "R1", "HR1", "HR10",
-                                            "HR100", "P10", "NAR", "relevant"])
+    rows = [
+        {"id": ids[q], "clique": c, **query_metrics(r, n - 1)} for q, (r, c) in enumerate(zip(ranks, cliques)) if len(r)
+    ]
+    per_query = pd.DataFrame(
+        rows, columns=["id", "clique", "AP", "AP10", "R1", "HR1", "HR10", "HR100", "P10", "NAR", "relevant"]
+    )
     means = per_query.mean(numeric_only=True) if len(per_query) else None
-    summary = {
-        "MAP": means["AP"], "MAP10": means["AP10"], "MR1": means["R1"], "HR1": means["HR1"],
-        "HR10": means["HR10"], "HR100": means["HR100"], "P10": means["P10"], "NAR": means["NAR"],
-    } if means is not None else dict.fromkeys(SUMMARY_KEYS[:-1], float("nan"))
+    summary = (
+        {
+            "MAP": means["AP"],
+            "MAP10": means["AP10"],
+            "MR1": means["R1"],
+            "HR1": means["HR1"],
+            "HR10": means["HR10"],
+            "HR100": means["HR100"],
+            "P10": means["P10"],
+            "NAR": means["NAR"],
+        }
+        if means is not None
+        else dict.fromkeys(SUMMARY_KEYS[:-1], float("nan"))
+    )
     summary = {key: round(float(value), 6) for key, value in summary.items()}
     summary["queries"] = len(per_query)
     return summary, per_query
@@ -225,8 +239,9 @@ def read_cliques(path: str | Path) -> tuple[list[str], list[str]]:
         raise ValueError(f"clique table {path} is not a readable CSV ({exc})") from None
     missing = [c for c in ("id", "clique") if c not in table.columns]
     if missing:
-        raise ValueError(f"clique table {path} lacks column(s) {', '.join(missing)} "
-                         f"(has: {', '.join(table.columns) or 'none'})")
+        raise ValueError(
+            f"clique table {path} lacks column(s) {', '.join(missing)} (has: {', '.join(table.columns) or 'none'})"
+        )
     if table.empty:
         raise ValueError(f"clique table {path} has no rows")
     dupes = table["id"][table["id"].duplicated()].unique()
@@ -257,8 +272,10 @@ def read_embeddings(path: str | Path, ids: list[str]) -> np.ndarray:
             raise ValueError(f"embeddings file {path} is empty")
         absent = [i for i in ids if i not in keys]
         if absent:
-            raise ValueError(f"{len(absent)} id(s) of the clique table are missing from {path}: "
-                             f"{', '.join(absent[:5])}{' …' if len(absent) > 5 else ''}")
+            raise ValueError(
+                f"{len(absent)} id(s) of the clique table are missing from {path}: "
+                f"{', '.join(absent[:5])}{' …' if len(absent) > 5 else ''}"
+            )
         vectors, dim = [], None
         for track in ids:
             value = np.asarray(archive[track], dtype=np.float32)

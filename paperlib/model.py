@@ -9,7 +9,6 @@ hidden [3072, 2048, 2048, 1536], target 768) it has 31,894,016 parameters.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,26 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PAPER_HIDDEN = (3072, 2048, 2048, 1536)
-
-
-@dataclass
-class HeadConfig:
-    """Everything needed to rebuild the trainable head (saved next to its weights)."""
-
-    width: int  # Whisper d_model (1280 for large-v3-turbo, 512 for base)
-    target_dim: int = 768  # dimension of the text-embedding space
-    hidden: tuple[int, ...] = PAPER_HIDDEN
-    num_heads: int = 8
-    layer_scale_init: float = 1e-4
-    rope_base: float = 10_000.0
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"hidden": list(self.hidden)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "HeadConfig":
-        return cls(**(values | {"hidden": tuple(values["hidden"])}))
+from paperlib.config import PAPER_HIDDEN, HeadConfig
 
 
 def rotate_keys(keys: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
@@ -61,8 +41,7 @@ class AttentionPooling(nn.Module):
     per-channel gain initialised at `layer_scale_init`; a final LayerNorm. Output: [B, width].
     """
 
-    def __init__(self, width: int, num_heads: int = 8, layer_scale_init: float = 1e-4,
-                 rope_base: float = 10_000.0):
+    def __init__(self, width: int, num_heads: int = 8, layer_scale_init: float = 1e-4, rope_base: float = 10_000.0):
         super().__init__()
         if width % num_heads or (width // num_heads) % 2:
             raise ValueError(f"width {width} must split into {num_heads} heads of even size")
@@ -123,8 +102,7 @@ class LiviHead(nn.Module):
     def __init__(self, config: HeadConfig):
         super().__init__()
         self.config = config
-        self.pool = AttentionPooling(config.width, config.num_heads, config.layer_scale_init,
-                                     config.rope_base)
+        self.pool = AttentionPooling(config.width, config.num_heads, config.layer_scale_init, config.rope_base)
         self.project = ProjectionHead(config.width, config.hidden, config.target_dim)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -195,7 +173,15 @@ def track_embedding(chunk_embeddings: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "HeadConfig", "AttentionPooling", "ProjectionHead", "LiviHead", "LiviModel",
-    "load_whisper_encoder", "autocast_for", "count_trainable", "track_embedding", "rotate_keys",
+    "HeadConfig",
+    "AttentionPooling",
+    "ProjectionHead",
+    "LiviHead",
+    "LiviModel",
+    "load_whisper_encoder",
+    "autocast_for",
+    "count_trainable",
+    "track_embedding",
+    "rotate_keys",
     "PAPER_HIDDEN",
 ]

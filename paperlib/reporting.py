@@ -22,8 +22,22 @@ from paperlib.io import atomic_path, write_csv, write_json  # noqa: E402,F401 (w
 
 RESULT_COLUMNS = ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
 SYSTEMS = {"livi": "LIVI (audio)", "asr": "ASR lyrics (teacher)", "lyrics": "Ground-truth lyrics"}
-LIBRARIES = ["torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy", "pandas", "seaborn",
-             "matplotlib", "demucs", "silero-vad", "piper-tts", "papermill", "dvc", "paperlib"]
+LIBRARIES = [
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "numpy",
+    "pandas",
+    "seaborn",
+    "matplotlib",
+    "demucs",
+    "silero-vad",
+    "piper-tts",
+    "papermill",
+    "dvc",
+    "paperlib",
+]
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 plt.rcParams["svg.hashsalt"] = "paperlib"  # deterministic SVG element ids
@@ -49,9 +63,13 @@ def save_figure(fig: plt.Figure, stem: str | Path) -> None:
 def results_row(set_name: str, system: str, summary: dict, expected: int) -> dict:
     """One results-table row; coverage = evaluated queries / expected tracks of the set."""
     queries = int(summary["queries"])
-    return {"set": set_name, "system": SYSTEMS.get(system, system),
-            **{k: summary[k] for k in ("MAP", "MAP10", "HR1", "HR10", "MR1", "NAR")},
-            "queries": queries, "coverage": f"{queries}/{expected}"}
+    return {
+        "set": set_name,
+        "system": SYSTEMS.get(system, system),
+        **{k: summary[k] for k in ("MAP", "MAP10", "HR1", "HR10", "MR1", "NAR")},
+        "queries": queries,
+        "coverage": f"{queries}/{expected}",
+    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -66,14 +84,19 @@ def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None
     if "val_loss" in epochs:
         sns.lineplot(epochs, x="step", y="val_loss", ax=axes[0], marker="o", label="validation")
     axes[0].set(title="Loss (α·alignment + (1−α)·geometry)", xlabel="optimizer step", ylabel="loss")
-    long = epochs.melt(id_vars="epoch", value_vars=[c for c in ("val_cosine", "val_hr1") if c in epochs],
-                       var_name="metric", value_name="value")
+    long = epochs.melt(
+        id_vars="epoch",
+        value_vars=[c for c in ("val_cosine", "val_hr1") if c in epochs],
+        var_name="metric",
+        value_name="value",
+    )
     sns.lineplot(long, x="epoch", y="value", hue="metric", marker="o", ax=axes[1])
     if "improved" in epochs and epochs["improved"].astype(bool).any():
         best = epochs.loc[epochs["improved"].astype(bool), "epoch"].iloc[-1]
         axes[1].axvline(best, color="grey", ls="--", lw=1)
-        axes[1].annotate("kept", (best, 0.95), ha="right", va="top", color="grey", xytext=(-3, 0),
-                         textcoords="offset points")
+        axes[1].annotate(
+            "kept", (best, 0.95), ha="right", va="top", color="grey", xytext=(-3, 0), textcoords="offset points"
+        )
     axes[1].set(title="Validation (audio → text)", ylim=(0, 1))
     fig.tight_layout()
     return fig
@@ -81,8 +104,18 @@ def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None
 
 def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
     """Distribution of the rank of the first correct cover per system (columns set, system, R1)."""
-    grid = sns.displot(per_query, x="R1", hue="system", col="set", kind="ecdf", log_scale=(True, False),
-                       palette=PALETTE, height=3.4, aspect=1.3, facet_kws={"sharex": False})
+    grid = sns.displot(
+        per_query,
+        x="R1",
+        hue="system",
+        col="set",
+        kind="ecdf",
+        log_scale=(True, False),
+        palette=PALETTE,
+        height=3.4,
+        aspect=1.3,
+        facet_kws={"sharex": False},
+    )
     grid.set_axis_labels("rank of the first correct version (log)", "fraction of queries")
     return grid.figure
 
@@ -131,6 +164,8 @@ def results_digest(results_dir: str | Path = "results") -> dict[str, str]:
     import hashlib
 
     root = Path(results_dir)
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*"))
-            if path.is_file() and path.relative_to(root).parts[0] not in NONDETERMINISTIC}
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.relative_to(root).parts[0] not in NONDETERMINISTIC
+    }

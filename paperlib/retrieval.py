@@ -37,7 +37,7 @@ class CoverIndex:
         self.ids: list[str] = []
 
     @classmethod
-    def build(cls, ids, vectors: np.ndarray, factory: str = "Flat") -> "CoverIndex":
+    def build(cls, ids, vectors: np.ndarray, factory: str = "Flat") -> CoverIndex:
         x = normalise(vectors)
         index = cls(x.shape[1], factory)
         if not index.index.is_trained:  # IVF/PQ: k-means with faiss' fixed default seed
@@ -55,15 +55,16 @@ class CoverIndex:
     def __len__(self) -> int:
         return self.index.ntotal
 
-    def search(self, queries: np.ndarray, k: int = 10, batch_size: int = 4096,
-               progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int = 10, batch_size: int = 4096, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores [Q, k] float32, row indices [Q, k] int64), best first; -1 where fewer than k."""
         x = normalise(queries)
         k = min(k, len(self))
         scores = np.empty((len(x), k), dtype=np.float32)
         rows = np.empty((len(x), k), dtype=np.int64)
         for lo in tqdm(range(0, len(x), batch_size), desc="search", disable=not progress):
-            scores[lo:lo + batch_size], rows[lo:lo + batch_size] = self.index.search(x[lo:lo + batch_size], k)
+            scores[lo : lo + batch_size], rows[lo : lo + batch_size] = self.index.search(x[lo : lo + batch_size], k)
         return scores, rows
 
     def search_ids(self, queries: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
@@ -80,7 +81,7 @@ class CoverIndex:
             tmp.write_text(json.dumps({"factory": self.factory, "nprobe": self.nprobe, "ids": self.ids}))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CoverIndex":
+    def load(cls, path: str | os.PathLike) -> CoverIndex:
         meta = json.loads(Path(str(path) + ".json").read_text())
         index = cls.__new__(cls)
         index.factory, index.nprobe, index.ids = meta["factory"], meta["nprobe"], meta["ids"]

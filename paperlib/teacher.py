@@ -10,7 +10,8 @@ Outputs in `out_dir` (each written atomically):
   text_embeddings.npz          track id → [dim] track vector (status ok only)
   vocalness.npz                track id → per-segment vocalness [n_segments] (every loaded track)
   timings.csv                  id, status, t_decode_s, t_detect_s, t_asr_s, t_text_s: wall-clock
-                               seconds per track (the only output that differs between runs)
+                               seconds per track (or at timings_path; the only output that differs
+                               between runs)
   encoder_states.npy           only with keep_encoder_states: float16 [len(chunks.csv), 1500, d_model],
                                row i ↔ chunks.csv row i: the Whisper encoder states each chunk was
                                transcribed from (training reuses them when it trains on the same encoder)
@@ -23,18 +24,46 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from paperlib import asr, audio, io, text, vocals
+from paperlib.config import Asr, Config, Vocals
+from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, read_table
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunks", "duration_s"]
 TIMING_COLUMNS = ["t_decode_s", "t_detect_s", "t_asr_s", "t_text_s"]
-CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
+
+
+class TrackText(NamedTuple):
+    """What the teacher keeps of one transcribed track."""
+
+    chunks: list[dict]  # chunks.csv rows, chunk order
+    vectors: np.ndarray  # chunk text embeddings [n, dim] (zero rows for dropped chunks)
+    states: np.ndarray | None  # encoder states [n, 1500, width] float16 when kept
+    track_vector: np.ndarray | None  # mean of the kept chunks' vectors; None: no lyrics transcribed
+
+
+def load_teacher(cfg: Config, vocal_settings: Vocals | None = None):
+    """(vocal detector, Whisper transcriber, sentence encoder) of the settings, on cfg.device."""
+    from paperlib.offline import resolve_model
+
+    detector = vocals.detector_for(vocal_settings or cfg.vocals, device=cfg.device)
+    transcriber = asr.Transcriber(
+        resolve_model(cfg.models.whisper, cfg.paths.models),
+        device=cfg.device,
+        batch_size=cfg.asr.batch_size,
+        language=cfg.asr.language or None,
+        compression_ratio_threshold=cfg.asr.compression_ratio_threshold,
+        logprob_threshold=cfg.asr.logprob_threshold,
+        seed=cfg.seed,
+    )
+    embedder = text.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
+    return detector, transcriber, embedder
 
 
 def run_teacher(
@@ -43,140 +72,165 @@ def run_teacher(
     detector,
     transcriber: asr.Transcriber,
     embedder: text.TextEmbedder,
-    hallucinations: Sequence[str] = asr.HALLUCINATIONS,
-    min_words: int = 4,
-    max_repeats: int = 3,
+    vocal_settings: Vocals,
+    asr_settings: Asr,
     keep_encoder_states: bool = False,
-    **vocal_params,
+    timings_path: Path | None = None,
+    hallucinations: Sequence[str] = asr.HALLUCINATIONS,
 ) -> pd.DataFrame:
-    """Run the teacher on (id, path) tracks with already-loaded models; write the outputs.
+    """Run the teacher on (id, path) tracks with already-loaded models; write the outputs; return the manifest.
 
-    vocal_params go to paperlib.vocals.vocal_chunks (threshold, min_mean_vocalness, chunk_s,
-    max_pad_s). A vocal track whose chunks are all dropped by the clean-up becomes
-    "instrumental" ("no lyrics transcribed"). keep_encoder_states: also write the encoder states
-    (1.5 MB per chunk for Whisper base, 3.8 MB for large-v3: small corpora only). Returns the manifest.
+    Tracks go through in windows of transcriber.batch_size: vocal detection per track, then one Whisper
+    call on all the window's chunks (batches mix tracks), then clean-up and text embedding per track.
+    A vocal track whose chunks are all dropped by the clean-up becomes "instrumental". timings_path:
+    where the wall-clock seconds go (default out_dir/timings.csv). keep_encoder_states: also write the
+    encoder states (1.5 MB per chunk for Whisper base, 3.8 MB for large-v3: small corpora only).
     """
     out_dir = Path(out_dir)
     for stale in ("encoder_states.npy", "encoder_states.json"):  # never pair old states with new chunks
         (out_dir / stale).unlink(missing_ok=True)
-    chunk_rows: list[dict] = []
-    chunk_vectors: list[np.ndarray] = []
-    chunk_states: list[np.ndarray] = []
-    track_vectors: dict[str, np.ndarray] = {}
-    vocalness: dict[str, np.ndarray] = {}
-    detected: dict[str, vocals.VocalChunks] = {}  # vocal chunks of the current window, by id
-
-    def detect(track_id: str, wave: np.ndarray) -> dict:
-        start = time.perf_counter()
-        found = vocals.vocal_chunks(wave, detector, **vocal_params)
-        vocalness[track_id] = np.asarray(found.scores, dtype=np.float32)
-        row = {"status": found.status, "reason": found.reason, "mean_vocalness": round(found.mean_vocalness, 4),
-               "t_detect_s": time.perf_counter() - start}
-        if found.status == "ok":
-            detected[track_id] = found
-        return row | {"n_chunks": 0}
-
-    def finish(row: dict, found: vocals.VocalChunks, raw: list[str], states: np.ndarray | None) -> None:
-        start = time.perf_counter()
-        cleaned = [asr.clean_transcript(t, hallucinations, min_words, max_repeats) for t in raw]
-        keep = np.array([t is not None for t in cleaned], dtype=bool)
-        vectors = np.zeros((len(raw), embedder.dim), np.float32)
-        vectors[keep] = embedder.embed([t for t in cleaned if t is not None])
-        row["t_text_s"] = time.perf_counter() - start
-        row["n_chunks"] = len(raw)
-        if keep.any():
-            track_vectors[row["id"]] = text.track_vector(vectors[keep])
-        else:
-            row |= {"status": "instrumental", "reason": "no lyrics transcribed"}
-        # all steps done: only now record this track's chunks (an exception above records nothing)
-        chunk_rows.extend(
-            {"id": row["id"], "chunk": i, "start_s": lo, "end_s": hi,
-             "text": t or "", "raw_text": r, "kept": t is not None}
-            for i, (lo, hi, t, r) in enumerate(zip(found.starts_s, found.ends_s, cleaned, raw))
-        )
-        chunk_vectors.append(vectors)
-        if states is not None:
-            chunk_states.append(states)
-
-    # Tracks go through in windows of batch_size: vocal detection per track, then one Whisper call
-    # on all the window's chunks (batches mix tracks; a one-chunk track alone would decode at
-    # batch 1), then clean-up and text embedding per track.
-    rows: list[dict] = []
-    window = max(1, transcriber.batch_size)
+    window, results, scores = max(1, transcriber.batch_size), [], {}
     with tqdm(total=len(tracks), desc="lyrics", unit="track") as bar:
         for lo in range(0, len(tracks), window):
-            part = audio.run_per_track(list(tracks[lo : lo + window]), detect, desc="lyrics", progress=False)
-            _transcribe_window([r for r in part if r["id"] in detected], detected, transcriber, finish,
-                               keep_encoder_states)
-            detected.clear()
-            rows += part
-            bar.update(len(part))
-
-    timings = pd.DataFrame(rows).reindex(columns=["id", "status", *TIMING_COLUMNS])
-    manifest = pd.DataFrame(rows).reindex(columns=MANIFEST_COLUMNS)
-    manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
-    chunks = pd.DataFrame(chunk_rows, columns=CHUNK_COLUMNS)
-    matrix = np.concatenate(chunk_vectors) if chunk_vectors else np.zeros((0, embedder.dim), np.float32)
-
-    io.write_csv(manifest, out_dir / "manifest.csv")
-    io.write_csv(chunks, out_dir / "chunks.csv")
-    with io.atomic_path(out_dir / "chunk_text_embeddings.npy") as tmp, open(tmp, "wb") as handle:
-        np.save(handle, matrix.astype(np.float32))
-    ok_ids = manifest.loc[manifest.status == "ok", "id"]
-    io.save_npz(out_dir / "text_embeddings.npz", {i: track_vectors[i] for i in ok_ids})
-    io.save_npz(out_dir / "vocalness.npz", {i: vocalness[i] for i in manifest["id"] if i in vocalness})
-    io.write_csv(timings, out_dir / "timings.csv")
+            detected = audio.run_per_track(
+                list(tracks[lo : lo + window]),
+                lambda _, wave: _detect(wave, detector, vocal_settings),
+                desc="lyrics",
+                progress=False,
+            )
+            scores |= {row["id"]: found.scores for row, found in detected if found is not None}
+            transcribed = _transcribe(
+                [(row, found) for row, found in detected if found is not None and row["status"] == "ok"],
+                transcriber,
+                keep_encoder_states,
+            )
+            finished = {
+                row["id"]: _finish(row, found, raw, states, embedder, asr_settings, hallucinations)
+                for row, found, raw, states in transcribed
+            }
+            results += [finished.get(row["id"], (row, None)) for row, _ in detected]
+            bar.update(len(detected))
+    _write(results, scores, out_dir, embedder.dim, timings_path or out_dir / "timings.csv")
     if keep_encoder_states:
-        _write_states(chunk_states, len(chunks), transcriber, out_dir)
-    return manifest
+        _write_states([t.states for _, t in results if t is not None], out_dir, transcriber)
+    return _manifest(results)
 
 
-def _transcribe_window(rows: list[dict], detected: dict, transcriber: asr.Transcriber, finish,
-                       keep_states: bool = False) -> None:
-    """Transcribe the chunks of `rows` (tracks with vocals) in one call and finish each track.
+def _detect(wave: np.ndarray, detector, settings: Vocals) -> tuple[dict, vocals.VocalChunks]:
+    start = time.perf_counter()
+    found = vocals.vocal_chunks(wave, detector, **settings.chunking())
+    return {
+        "status": found.status,
+        "reason": found.reason,
+        "mean_vocalness": round(found.mean_vocalness, 4),
+        "t_detect_s": time.perf_counter() - start,
+        "n_chunks": 0,
+    }, found
+
+
+def _transcribe(
+    items: list[tuple[dict, vocals.VocalChunks]], transcriber: asr.Transcriber, keep_states: bool
+) -> list[tuple[dict, vocals.VocalChunks, list[str] | None, np.ndarray | None]]:
+    """Transcribe the chunks of the tracks in one call: (row with t_asr_s, chunks, raw texts, states).
 
     Wall-clock ASR time is shared among the tracks by chunk count. If the joint call fails, each
-    track is retried alone so that only the track that fails gets status "error".
+    track is retried alone, so that only a track that fails by itself gets status "error" (raw None).
     """
-    if not rows:
-        return
-    counts = [len(detected[r["id"]].chunks) for r in rows]
+    if not items:
+        return []
+    counts = [len(found.chunks) for _, found in items]
     start = time.perf_counter()
     try:
-        chunks = np.concatenate([detected[r["id"]].chunks for r in rows])
+        chunks = np.concatenate([found.chunks for _, found in items])
         if keep_states:
             raw, states = transcriber.transcribe(chunks, progress=False, encoder_states=True)
         else:
             raw, states = transcriber.transcribe(chunks, progress=False), None
     except Exception as exc:  # isolate the culprit
-        if len(rows) > 1:
-            log.warning("lyrics: a batch of %d tracks failed (%s: %s); retrying track by track",
-                        len(rows), type(exc).__name__, exc)
-            for row in rows:
-                _transcribe_window([row], detected, transcriber, finish, keep_states)
-            return
-        _fail(rows[0], exc)
-        return
-    seconds = time.perf_counter() - start
-    offset = 0
-    for row, n in zip(rows, counts):
-        row["t_asr_s"] = seconds * n / sum(counts)
-        try:
-            finish(row, detected[row["id"]], raw[offset : offset + n],
-                   None if states is None else states[offset : offset + n])
-        except Exception as exc:  # one track must never stop the stage
-            _fail(row, exc)
-        offset += n
+        if len(items) == 1:
+            return [(_failed(items[0][0], exc), items[0][1], None, None)]
+        log.warning(
+            "lyrics: a batch of %d tracks failed (%s: %s); retrying track by track", len(items), type(exc).__name__, exc
+        )
+        return [result for item in items for result in _transcribe([item], transcriber, keep_states)]
+    seconds, offsets = time.perf_counter() - start, np.cumsum([0, *counts])
+    return [
+        (row | {"t_asr_s": seconds * n / sum(counts)}, found, raw[lo:hi], None if states is None else states[lo:hi])
+        for (row, found), n, lo, hi in zip(items, counts, offsets[:-1], offsets[1:])
+    ]
 
 
-def _write_states(parts: list[np.ndarray], rows: int, transcriber: asr.Transcriber, out_dir: Path) -> None:
-    """encoder_states.npy, written part by part (never held twice in memory), and its model."""
+def _finish(
+    row: dict,
+    found: vocals.VocalChunks,
+    raw: list[str] | None,
+    states: np.ndarray | None,
+    embedder: text.TextEmbedder,
+    settings: Asr,
+    hallucinations,
+) -> tuple[dict, TrackText | None]:
+    """Clean-up and text embedding of one transcribed track: (manifest row, its texts or None on failure)."""
+    if raw is None:
+        return row, None
+    try:
+        start = time.perf_counter()
+        cleaned = [asr.clean_transcript(t, hallucinations, settings.min_words, settings.max_repeats) for t in raw]
+        keep = np.array([t is not None for t in cleaned], dtype=bool)
+        vectors = np.zeros((len(raw), embedder.dim), np.float32)
+        vectors[keep] = embedder.embed([t for t in cleaned if t is not None])
+    except Exception as exc:  # one track must never stop the stage
+        return _failed(row, exc), None
+    row = row | {"t_text_s": time.perf_counter() - start, "n_chunks": len(raw)}
+    if not keep.any():
+        row |= {"status": "instrumental", "reason": "no lyrics transcribed"}
+    chunks = [
+        {"id": row["id"], "chunk": i, "start_s": lo, "end_s": hi, "text": t or "", "raw_text": r, "kept": t is not None}
+        for i, (lo, hi, t, r) in enumerate(zip(found.starts_s, found.ends_s, cleaned, raw))
+    ]
+    return row, TrackText(chunks, vectors, states, text.track_vector(vectors[keep]) if keep.any() else None)
+
+
+def _failed(row: dict, exc: Exception) -> dict:
+    row = {k: v for k, v in row.items() if k != "n_chunks"}  # as for tracks that failed before vocal detection
+    audio.record_failure(row, exc, "lyrics")
+    return row
+
+
+def _manifest(results: list[tuple[dict, TrackText | None]]) -> pd.DataFrame:
+    manifest = pd.DataFrame([row for row, _ in results]).reindex(columns=MANIFEST_COLUMNS)
+    manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
+    return manifest
+
+
+def _write(
+    results: list[tuple[dict, TrackText | None]], scores: dict, out_dir: Path, dim: int, timings_path: Path
+) -> None:
+    """manifest.csv, chunks.csv, chunk_text_embeddings.npy, text_embeddings.npz, vocalness.npz, timings."""
+    texts = [t for _, t in results if t is not None]
+    manifest = _manifest(results)
+    io.write_csv(manifest, out_dir / "manifest.csv")
+    io.write_csv(pd.DataFrame([c for t in texts for c in t.chunks], columns=CHUNK_COLUMNS), out_dir / "chunks.csv")
+    matrix = np.concatenate([t.vectors for t in texts]) if texts else np.zeros((0, dim), np.float32)
+    with io.atomic_path(out_dir / "chunk_text_embeddings.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, matrix.astype(np.float32))
+    track_vectors = {row["id"]: t.track_vector for row, t in results if t is not None}
+    ok_ids = manifest.loc[manifest.status == "ok", "id"]
+    io.save_npz(out_dir / "text_embeddings.npz", {i: track_vectors[i] for i in ok_ids})
+    io.save_npz(
+        out_dir / "vocalness.npz", {i: np.asarray(scores[i], dtype=np.float32) for i in manifest["id"] if i in scores}
+    )
+    timings = pd.DataFrame([row for row, _ in results]).reindex(columns=["id", "status", *TIMING_COLUMNS])
+    io.write_csv(timings, timings_path)
+
+
+def _write_states(parts: list[np.ndarray], out_dir: Path, transcriber: asr.Transcriber) -> None:
+    """encoder_states.npy (row i ↔ chunks.csv row i), written part by part, and the model they come from."""
     config = transcriber.model.config
-    shape = (rows, config.max_source_positions, config.d_model)
-    if sum(len(part) for part in parts) != rows:
-        raise RuntimeError(f"encoder states for {sum(len(p) for p in parts)} chunks, but {rows} chunk rows")
+    rows = sum(len(part) for part in parts)
     with io.atomic_path(out_dir / "encoder_states.npy") as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        array = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float16, shape=(rows, config.max_source_positions, config.d_model)
+        )
         offset = 0
         for part in parts:
             array[offset : offset + len(part)] = part
@@ -186,17 +240,13 @@ def _write_states(parts: list[np.ndarray], rows: int, transcriber: asr.Transcrib
     io.write_json({"whisper": transcriber.source}, out_dir / "encoder_states.json")
 
 
-def _fail(row: dict, exc: Exception) -> None:
-    row.pop("n_chunks", None)  # as for tracks that failed before vocal detection
-    audio.record_failure(row, exc, "lyrics")
-
-
 # --------------------------------------------------------------------------- teacher quality
 SNR_BANDS = ((0, 5), (5, 10), (10, 15))
 
 
-def corpus_quality(tracks: pd.DataFrame, out_dir: str | Path, threshold: float = 0.5,
-                   segment_s: float = 1.0) -> tuple[dict, pd.DataFrame]:
+def corpus_quality(
+    tracks: pd.DataFrame, out_dir: str | Path, threshold: float = 0.5, segment_s: float = 1.0
+) -> tuple[dict, pd.DataFrame]:
     """Teacher quality against the generated corpus' ground truth.
 
     tracks: the corpus table (id, kind, lyrics, vocal_segments, snr_db). Returns (summary, WER by
@@ -209,16 +259,24 @@ def corpus_quality(tracks: pd.DataFrame, out_dir: str | Path, threshold: float =
     import json
 
     out_dir = Path(out_dir)
-    manifest = pd.read_csv(out_dir / "manifest.csv", dtype={"id": str}, keep_default_na=False).set_index("id")
-    chunks = pd.read_csv(out_dir / "chunks.csv", dtype={"id": str}, keep_default_na=False)
+    manifest = read_table(out_dir / "manifest.csv").set_index("id")
+    chunks = read_table(out_dir / "chunks.csv")
     chunks = chunks[chunks["kept"].astype(str).str.lower() == "true"].sort_values(["id", "start_s"], kind="stable")
     hypotheses = chunks.groupby("id", sort=False)["text"].agg(" ".join)
     sung = tracks[tracks["kind"] != "instrumental"].copy()
     sung["wer"] = [asr.word_error_rate(ref, hypotheses.get(i, "")) for i, ref in zip(sung["id"], sung["lyrics"])]
-    sung["snr_band"] = pd.cut(sung["snr_db"], [b[0] for b in SNR_BANDS] + [SNR_BANDS[-1][1]], include_lowest=True,
-                              labels=[f"{lo}–{hi}" for lo, hi in SNR_BANDS])
-    by_band = (sung.groupby("snr_band", observed=False)["wer"].agg(["size", "mean"]).reset_index()
-               .rename(columns={"size": "tracks", "mean": "wer"}))
+    sung["snr_band"] = pd.cut(
+        sung["snr_db"],
+        [b[0] for b in SNR_BANDS] + [SNR_BANDS[-1][1]],
+        include_lowest=True,
+        labels=[f"{lo}–{hi}" for lo, hi in SNR_BANDS],
+    )
+    by_band = (
+        sung.groupby("snr_band", observed=False)["wer"]
+        .agg(["size", "mean"])
+        .reset_index()
+        .rename(columns={"size": "tracks", "mean": "wer"})
+    )
     by_band["snr_band"] = by_band["snr_band"].astype(str)
 
     tp = fp = fn = 0

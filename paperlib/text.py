@@ -26,7 +26,7 @@ class TextEmbedder:
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, trust_remote_code: bool | None = None):
         from sentence_transformers import SentenceTransformer
 
-        from paperlib.models import unavailable
+        from paperlib.offline import unavailable
 
         if trust_remote_code is None:
             trust_remote_code = model in REMOTE_CODE_MODELS

@@ -167,9 +167,9 @@ class DemucsDetector:
         reference = mix.mean(0)
         mix = (mix - reference.mean()) / (reference.std(correction=0) + 1e-8)
         with torch.no_grad():
-            stems = apply_model(
-                self.model, mix[None], shifts=0, split=True, overlap=self.overlap, device=self.device
-            )[0].cpu()  # (sources, channels, samples)
+            stems = apply_model(self.model, mix[None], shifts=0, split=True, overlap=self.overlap, device=self.device)[
+                0
+            ].cpu()  # (sources, channels, samples)
         vocals = stems[self.vocals_index]
         accompaniment = stems.sum(0) - vocals
         model_bounds = np.minimum(np.round(bounds * rate / SAMPLE_RATE).astype(np.int64), mix.shape[-1])
@@ -187,6 +187,12 @@ def make_detector(backend: str, model: str | None = None, device: str = "cpu", *
     if backend == "demucs":
         return DemucsDetector(model or "htdemucs", device=device, **kw)
     raise ValueError(f"unknown vocal detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def detector_for(settings, device: str = "cpu") -> VocalDetector:
+    """The detector of a paperlib.config.Vocals setting."""
+    extra = {"repo": settings.detector_repo} if settings.detector_repo else {}
+    return make_detector(settings.detector, settings.detector_model or None, device=device, **extra)
 
 
 def plan_windows(

@@ -34,13 +34,13 @@ def speak():
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
-    """Session folder for offline models converted by paperlib.models.materialise."""
+    """Session folder for offline models converted by paperlib.offline.materialise."""
     return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(scope="session")
 def whisper_tiny_en(models_dir):
-    from paperlib.models import materialise
+    from paperlib.offline import materialise
 
     materialise(models_dir, ("whisper-tiny.en",))
     return models_dir / "whisper-tiny.en"
@@ -48,7 +48,7 @@ def whisper_tiny_en(models_dir):
 
 @pytest.fixture(scope="session")
 def whisper_base(models_dir):
-    from paperlib.models import materialise
+    from paperlib.offline import materialise
 
     materialise(models_dir, ("whisper-base",))
     return models_dir / "whisper-base"
@@ -56,7 +56,7 @@ def whisper_base(models_dir):
 
 @pytest.fixture(scope="session")
 def minilm(models_dir):
-    from paperlib.models import materialise
+    from paperlib.offline import materialise
 
     materialise(models_dir, ("all-MiniLM-L6-v2",))
     return models_dir / "all-MiniLM-L6-v2"

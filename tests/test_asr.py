@@ -86,8 +86,9 @@ def test_encoder_states_are_the_ones_transcribed_from(tiny_transcriber, speech_c
     texts, states = tiny_transcriber.transcribe(speech_chunks, encoder_states=True)
     assert texts == tiny_transcriber.transcribe(speech_chunks)
     assert states.dtype == np.float16 and states.shape == (3, 1500, 384)
-    features = tiny_transcriber.processor.feature_extractor(list(speech_chunks), sampling_rate=16_000,
-                                                            return_tensors="pt").input_features
+    features = tiny_transcriber.processor.feature_extractor(
+        list(speech_chunks), sampling_rate=16_000, return_tensors="pt"
+    ).input_features
     with torch.inference_mode():
         expected = tiny_transcriber.model.get_encoder()(features).last_hidden_state.half().numpy()
     np.testing.assert_allclose(states.astype(np.float32), expected.astype(np.float32), rtol=1e-3, atol=1e-3)

@@ -138,9 +138,10 @@ def test_run_per_track_records_every_input_in_order(tmp_path, bad_files):
     def process(track_id, wave):
         if track_id == "boom":
             raise RuntimeError("model exploded")
-        return {"status": "instrumental" if wave.max() == 0 else "ok", "samples": len(wave)}
+        return {"status": "instrumental" if wave.max() == 0 else "ok", "samples": len(wave)}, f"value of {track_id}"
 
-    rows = run_per_track(tracks, process, desc="test")
+    results = run_per_track(tracks, process, desc="test")
+    rows = [row for row, _ in results]
     assert [r["id"] for r in rows] == ["good", "corrupt", "boom", "text", "late"]
     assert [r["status"] for r in rows] == ["instrumental", "error", "error", "error", "ok"]
     assert rows[1]["reason"].startswith("corrupt or unreadable audio file")
@@ -149,5 +150,13 @@ def test_run_per_track_records_every_input_in_order(tmp_path, bad_files):
     assert rows[0]["duration_s"] == 0.5 and rows[2]["duration_s"] == 0.25 and rows[4]["duration_s"] == 1.5
     assert rows[1]["duration_s"] is None
     assert rows[4].pop("t_decode_s") >= 0 and "t_decode_s" not in rows[1]  # wall-clock seconds of loading
-    assert rows[4] == {"id": "late", "path": str(tmp_path / "late.wav"), "status": "ok",
-                       "reason": "", "duration_s": 1.5, "samples": 24000}
+    assert rows[4] == {
+        "id": "late",
+        "path": str(tmp_path / "late.wav"),
+        "status": "ok",
+        "reason": "",
+        "duration_s": 1.5,
+        "samples": 24000,
+    }
+    # the value process returned comes back with its row; None for every failed track
+    assert [value for _, value in results] == ["value of good", None, None, None, "value of late"]

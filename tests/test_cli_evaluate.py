@@ -6,10 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from test_metrics import CLIQUES, VECTORS
 
 from paperlib.cli import main
-
-from test_metrics import CLIQUES, VECTORS
 
 
 @pytest.fixture
@@ -73,6 +72,7 @@ def test_bad_inputs_give_one_clear_line(inputs, capsys, case):
 def test_console_script_has_no_traceback(inputs):
     d, emb, _ = inputs
     bad = write(d / "c.csv", "id,clique\nt0,A\nghost,A\n")
-    proc = subprocess.run([sys.executable, "-m", "paperlib.cli", "evaluate", str(emb), str(bad)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "paperlib.cli", "evaluate", str(emb), str(bad)], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "ghost" in proc.stderr

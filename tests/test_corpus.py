@@ -22,8 +22,11 @@ def _run_cli(out: Path, *extra: str) -> None:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def test_vocal_segments_are_ground_truth(tiny):
         # the audio is louder inside the sung segments than in the intro (accompaniment only)
         audio, _ = sf.read(out / row.path)
         intro = audio[: int(flat[0] * SAMPLE_RATE)]
-        sung = audio[int(flat[0] * SAMPLE_RATE): int(flat[1] * SAMPLE_RATE)]
+        sung = audio[int(flat[0] * SAMPLE_RATE) : int(flat[1] * SAMPLE_RATE)]
         if float(row.snr_db) >= 6:
             assert np.sqrt(np.mean(sung**2)) > 1.5 * np.sqrt(np.mean(intro**2))
 

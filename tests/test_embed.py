@@ -17,14 +17,17 @@ from transformers import WhisperConfig, WhisperFeatureExtractor
 
 from paperlib import SAMPLE_RATE
 from paperlib.audio import load_audio, run_per_track
+from paperlib.checkpoint import load_checkpoint, load_feature_extractor, save_checkpoint, vocal_settings
 from paperlib.cli import main
-from paperlib.embed import MANIFEST_COLUMNS, TIMING_COLUMNS, embed_tracks, write_outputs
-from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder, track_embedding
-from paperlib.training import load_checkpoint, load_feature_extractor, log_mel, save_checkpoint
+from paperlib.config import HeadConfig, Vocals, to_dict
+from paperlib.embed import TIMING_COLUMNS, embed_tracks, write_outputs
+from paperlib.features import log_mel
+from paperlib.model import LiviHead, LiviModel, load_whisper_encoder, track_embedding
+from paperlib.schema import MANIFEST_COLUMNS
 from paperlib.vocals import vocal_chunks
 
-TEACHER_VOCALS = {"detector": "silero", "detector_model": None, "threshold": 0.5, "min_mean_vocalness": 0.5,
-                  "max_pad_s": 10.0}
+TEACHER_VOCALS = Vocals(detector="silero", detector_model="")
+"""The vocal settings the test checkpoint records as its teacher's (the paper's chunking, Silero VAD)."""
 
 
 class EnergyDetector:
@@ -42,13 +45,25 @@ class EnergyDetector:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    config = WhisperConfig(d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
-                           decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80,
-                           init_std=0.1)
-    model = LiviModel(load_whisper_encoder(config=config),
-                      LiviHead(HeadConfig(width=32, target_dim=8, hidden=(16,), num_heads=2, layer_scale_init=1.0)))
+    config = WhisperConfig(
+        d_model=32,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        init_std=0.1,
+    )
+    model = LiviModel(
+        load_whisper_encoder(config=config),
+        LiviHead(HeadConfig(width=32, target_dim=8, hidden=(16,), num_heads=2, layer_scale_init=1.0)),
+    )
     folder = tmp_path_factory.mktemp("checkpoint")
-    save_checkpoint(folder, model, WhisperFeatureExtractor(feature_size=80), extra={"vocals": TEACHER_VOCALS})
+    save_checkpoint(
+        folder, model, WhisperFeatureExtractor(feature_size=80), extra={"config": {"vocals": to_dict(TEACHER_VOCALS)}}
+    )
     return folder
 
 
@@ -73,17 +88,30 @@ def inputs(tmp_path_factory):
 
 def test_one_row_per_input_and_vectors_of_ok_tracks_only(inputs, model, checkpoint):
     feature_extractor = load_feature_extractor(checkpoint)
-    manifest, vectors, chunks = embed_tracks(inputs, model, feature_extractor, EnergyDetector(), batch_size=1)
+    manifest, vectors, chunks = embed_tracks(
+        inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS, batch_size=1
+    )
     assert list(manifest.columns) == MANIFEST_COLUMNS + TIMING_COLUMNS
     assert list(manifest["id"]) == ["song", "quiet", "corrupt", "empty", "notes", "missing"]
     assert list(manifest["status"]) == ["ok", "instrumental", "error", "error", "error", "error"]
-    assert list(manifest["n_chunks"].astype(object).where(manifest["n_chunks"].notna(), None)) == [2, 0, None, None,
-                                                                                                    None, None]
+    assert list(manifest["n_chunks"].astype(object).where(manifest["n_chunks"].notna(), None)) == [
+        2,
+        0,
+        None,
+        None,
+        None,
+        None,
+    ]
+
     # status, reason and duration as the teacher's per-track loop gives them
-    teacher_like = pd.DataFrame(run_per_track(inputs, lambda _, wave: {
-        "status": (found := vocal_chunks(wave, EnergyDetector())).status, "reason": found.reason}, desc="reference"))
-    pd.testing.assert_frame_equal(manifest[["id", "status", "reason", "duration_s"]],
-                                  teacher_like[["id", "status", "reason", "duration_s"]])
+    def reference(_, wave):
+        found = vocal_chunks(wave, EnergyDetector(), **TEACHER_VOCALS.chunking())
+        return {"status": found.status, "reason": found.reason}, None
+
+    teacher_like = pd.DataFrame([row for row, _ in run_per_track(inputs, reference, desc="reference")])
+    pd.testing.assert_frame_equal(
+        manifest[["id", "status", "reason", "duration_s"]], teacher_like[["id", "status", "reason", "duration_s"]]
+    )
     assert manifest.loc[3, "reason"] == "empty file" and manifest.loc[5, "reason"] == "file not found"
     assert set(vectors) == set(chunks) == {"song"}
     # the same numbers as running the pieces by hand (batch of 2 chunks here vs batch_size=1 above)
@@ -102,9 +130,14 @@ def test_outputs_are_atomic_files_and_reproducible(inputs, model, checkpoint, tm
     feature_extractor = load_feature_extractor(checkpoint)
     written = []
     for run in ("a", "b"):
-        manifest, vectors, chunks = embed_tracks(inputs, model, feature_extractor, EnergyDetector())
-        paths = write_outputs(manifest, vectors, tmp_path / run / "livi.npz", chunks_path=tmp_path / run / "chunks.npz",
-                              chunk_vectors=chunks)
+        manifest, vectors, chunks = embed_tracks(inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS)
+        paths = write_outputs(
+            manifest,
+            vectors,
+            tmp_path / run / "livi.npz",
+            chunks_path=tmp_path / run / "chunks.npz",
+            chunk_vectors=chunks,
+        )
         written.append(paths)
     assert written[0]["manifest"] == tmp_path / "a" / "livi.manifest.csv"
     assert written[0]["timings"] == tmp_path / "a" / "livi.timings.csv"
@@ -114,8 +147,13 @@ def test_outputs_are_atomic_files_and_reproducible(inputs, model, checkpoint, tm
         assert npz["song"].shape == (2, 8)
     table = pd.read_csv(written[0]["manifest"])
     assert list(table.columns) == MANIFEST_COLUMNS and len(table) == len(inputs)
-    assert list(pd.read_csv(written[0]["timings"]).columns) == ["id", "status", "duration_s", "n_chunks",
-                                                               *TIMING_COLUMNS]
+    assert list(pd.read_csv(written[0]["timings"]).columns) == [
+        "id",
+        "status",
+        "duration_s",
+        "n_chunks",
+        *TIMING_COLUMNS,
+    ]
     for key in ("embeddings", "manifest", "chunks"):
         assert written[0][key].read_bytes() == written[1][key].read_bytes()
     assert not list(tmp_path.rglob("*.tmp"))
@@ -134,7 +172,9 @@ def test_embedding_never_transcribes(inputs, model, checkpoint, monkeypatch):
     monkeypatch.setattr(paperlib.asr.Transcriber, "transcribe", forbidden)
     monkeypatch.setattr(transformers.WhisperForConditionalGeneration, "generate", forbidden)
     monkeypatch.setattr(sentence_transformers.SentenceTransformer, "encode", forbidden)
-    manifest, vectors, _ = embed_tracks(inputs[:2], model, load_feature_extractor(checkpoint), EnergyDetector())
+    manifest, vectors, _ = embed_tracks(
+        inputs[:2], model, load_feature_extractor(checkpoint), EnergyDetector(), TEACHER_VOCALS
+    )
     assert list(manifest["status"]) == ["ok", "instrumental"] and list(vectors) == ["song"]
 
 
@@ -174,8 +214,25 @@ BLOCK_ASR = textwrap.dedent("""
 def test_cli_embeds_with_silero_while_asr_cannot_be_imported(checkpoint, inputs, speech_file, tmp_path):
     out = tmp_path / "livi.npz"
     files = [str(speech_file), str(inputs[1][1]), str(inputs[4][1])]  # speech, silence, text file
-    result = subprocess.run([sys.executable, "-c", BLOCK_ASR, "embed", *files, "--model", str(checkpoint),
-                             "--out", str(out), "--models-dir", str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_ASR,
+            "embed",
+            *files,
+            "--model",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--set",
+            f"paths.models={tmp_path}",
+            "--set",
+            "evaluate.batch_size=2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "1 ok, 1 instrumental, 1 error" in result.stderr
     with np.load(out) as npz:
@@ -189,3 +246,36 @@ def test_cli_rejects_a_folder_that_is_not_a_checkpoint(inputs, tmp_path, capsys)
     assert main(["embed", str(inputs[0][1]), "--model", str(tmp_path), "--out", str(tmp_path / "x.npz")]) == 2
     assert "not a LIVI checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_checkpoint_records_the_teachers_vocal_settings(checkpoint):
+    """checkpoint.vocal_settings returns the vocals of config.json's "config" entry as a config.Vocals."""
+    assert vocal_settings(checkpoint) == TEACHER_VOCALS
+
+
+def test_vocal_chunking_settings_are_applied(inputs, model, checkpoint):
+    """embed_tracks chunks with the given Vocals: a mean-vocalness bar above the tone's rejects it."""
+    strict = Vocals(detector="silero", min_mean_vocalness=1.01)
+    manifest, vectors, _ = embed_tracks(inputs[:1], model, load_feature_extractor(checkpoint), EnergyDetector(), strict)
+    assert list(manifest["status"]) == ["instrumental"] and vectors == {}
+    assert manifest.loc[0, "reason"].startswith("mean vocalness")
+
+
+def test_cli_set_overrides_one_of_the_checkpoints_vocal_settings(checkpoint, speech_file, tmp_path, capsys):
+    """`embed --set vocals.KEY=VALUE` changes that key of the checkpoint's vocal settings (Silero kept)."""
+    args = [
+        "embed",
+        str(speech_file),
+        "--model",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "livi.npz"),
+        "--set",
+        f"paths.models={tmp_path}",
+        "--set",
+        "vocals.min_mean_vocalness=1.01",
+    ]
+    assert main(args) == 0
+    assert "0 ok, 1 instrumental, 0 error" in capsys.readouterr().err
+    reason = pd.read_csv(tmp_path / "livi.manifest.csv")["reason"][0]
+    assert reason.startswith("mean vocalness") and "1.01" in reason

@@ -8,8 +8,7 @@ from paperlib import metrics
 
 # 6 tracks; cliques A = {0, 2, 4}, B = {1, 3}, C = {5} (a singleton: a distractor, never a query).
 # Tracks 0 and 1 are identical vectors, so lists contain exact ties.
-VECTORS = np.array([[1, 0, 0], [1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0, 1], [0.6, 0.8, 0]],
-                   dtype=np.float32)
+VECTORS = np.array([[1, 0, 0], [1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0, 1], [0.6, 0.8, 0]], dtype=np.float32)
 CLIQUES = ["A", "B", "A", "B", "A", "C"]
 # Ranked lists worked out by hand (query removed, ties broken by corpus order):
 #   q0: 1(1.0) 2(.8) 5(.6) 3(0) 4(0)      -> A at ranks 2, 5
@@ -108,4 +107,4 @@ def test_read_embeddings_pools_chunks_and_orders_by_ids(tmp_path):
     path = tmp_path / "e.npz"
     np.savez(path, a=np.array([3.0, 4.0]), b=np.array([[1.0, 0.0], [0.0, 2.0]]))
     matrix = metrics.read_embeddings(path, ["b", "a"])
-    np.testing.assert_allclose(matrix, [[2 ** -0.5, 2 ** -0.5], [0.6, 0.8]], rtol=1e-6)
+    np.testing.assert_allclose(matrix, [[2**-0.5, 2**-0.5], [0.6, 0.8]], rtol=1e-6)

@@ -5,23 +5,46 @@ import pytest
 import torch
 from transformers import WhisperConfig
 
-from paperlib.model import (AttentionPooling, HeadConfig, LiviHead, LiviModel, count_trainable, load_whisper_encoder,
-                            rotate_keys, track_embedding)
+from paperlib.model import (
+    AttentionPooling,
+    HeadConfig,
+    LiviHead,
+    LiviModel,
+    count_trainable,
+    load_whisper_encoder,
+    rotate_keys,
+    track_embedding,
+)
 from paperlib.training import livi_loss
 
 
 def tiny_whisper_config(width=64, mels=80):
     """A randomly initialised Whisper encoder of small width (for tests only)."""
-    return WhisperConfig(d_model=width, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128,
-                         decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=128,
-                         num_mel_bins=mels, max_source_positions=1500)
+    return WhisperConfig(
+        d_model=width,
+        encoder_layers=2,
+        encoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_layers=1,
+        decoder_attention_heads=4,
+        decoder_ffn_dim=128,
+        num_mel_bins=mels,
+        max_source_positions=1500,
+    )
 
 
 def test_paper_configuration_has_31_894_016_trainable_parameters():
     # large-v3-turbo width and mel bins; encoder depth does not change the trainable count
-    config = WhisperConfig(d_model=1280, encoder_layers=1, encoder_attention_heads=20, encoder_ffn_dim=5120,
-                           decoder_layers=1, decoder_attention_heads=20, decoder_ffn_dim=64,
-                           num_mel_bins=128)
+    config = WhisperConfig(
+        d_model=1280,
+        encoder_layers=1,
+        encoder_attention_heads=20,
+        encoder_ffn_dim=5120,
+        decoder_layers=1,
+        decoder_attention_heads=20,
+        decoder_ffn_dim=64,
+        num_mel_bins=128,
+    )
     model = LiviModel(load_whisper_encoder(config=config), LiviHead(HeadConfig(width=1280, target_dim=768)))
     assert count_trainable(model) == 31_894_016
     assert count_trainable(model.encoder) == 0
@@ -29,8 +52,10 @@ def test_paper_configuration_has_31_894_016_trainable_parameters():
 
 def test_shapes_and_unit_norm_output():
     torch.manual_seed(0)
-    model = LiviModel(load_whisper_encoder(config=tiny_whisper_config()),
-                      LiviHead(HeadConfig(width=64, target_dim=24, hidden=(48, 32), num_heads=4)))
+    model = LiviModel(
+        load_whisper_encoder(config=tiny_whisper_config()),
+        LiviHead(HeadConfig(width=64, target_dim=24, hidden=(48, 32), num_heads=4)),
+    )
     features = torch.randn(3, 80, 3000)
     frames = model.frames(features)
     assert frames.shape == (3, 1500, 64)
@@ -42,8 +67,10 @@ def test_shapes_and_unit_norm_output():
 
 def test_gradients_reach_head_but_not_frozen_encoder():
     torch.manual_seed(0)
-    model = LiviModel(load_whisper_encoder(config=tiny_whisper_config()),
-                      LiviHead(HeadConfig(width=64, target_dim=16, hidden=(32,), num_heads=4)))
+    model = LiviModel(
+        load_whisper_encoder(config=tiny_whisper_config()),
+        LiviHead(HeadConfig(width=64, target_dim=16, hidden=(32,), num_heads=4)),
+    )
     model.train()
     assert not model.encoder.training  # frozen encoder stays in eval mode
     loss, _ = livi_loss(model(torch.randn(4, 80, 3000)), torch.randn(4, 16))
@@ -84,7 +111,8 @@ def test_pooling_equals_textbook_class_attention():
     cls = pool.cls.expand(3, -1, -1)
     tokens = pool.norm_attn(torch.cat((cls, frames), dim=1))
     attended = torch.nn.functional.scaled_dot_product_attention(
-        split(pool.query(tokens[:, :1])), rotate_keys(split(pool.key(tokens))), split(pool.value(tokens)))
+        split(pool.query(tokens[:, :1])), rotate_keys(split(pool.key(tokens))), split(pool.value(tokens))
+    )
     x = cls + pool.gain_attn * pool.out(attended.transpose(1, 2).reshape(3, 1, 32))
     x = x + pool.gain_ffn * pool.ffn(pool.norm_ffn(x))
     torch.testing.assert_close(pool(frames), pool.norm_out(x)[:, 0], rtol=1e-5, atol=1e-5)
@@ -110,4 +138,4 @@ def test_loss_by_hand():
 
 def test_track_embedding_is_renormalised_mean_of_normalised_chunks():
     chunks = np.array([[2.0, 0.0], [0.0, 5.0]])
-    np.testing.assert_allclose(track_embedding(chunks), [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_allclose(track_embedding(chunks), [2**-0.5, 2**-0.5], rtol=1e-6)

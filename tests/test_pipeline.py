@@ -37,8 +37,9 @@ def run(cmd, cwd):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     repo = tmp_path_factory.mktemp("repo")
-    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in tracked:
         if (ROOT / name).is_file() and not name.startswith("results/"):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -53,8 +54,7 @@ def pipeline(tmp_path_factory):
 def test_results_table_has_every_system_in_range(pipeline):
     repo, _ = pipeline
     table = pd.read_csv(repo / "results/evaluation/results.csv")
-    assert list(table.columns) == ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries",
-                                   "coverage"]
+    assert list(table.columns) == ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
     assert table["set"].tolist() == ["demo"] * 3
     assert table["system"].tolist() == ["LIVI (audio)", "ASR lyrics (teacher)", "Ground-truth lyrics"]
     for column in ("MAP", "MAP10", "HR1", "HR10", "NAR"):
@@ -62,9 +62,15 @@ def test_results_table_has_every_system_in_range(pipeline):
     assert (table["MR1"] >= 1).all() and (table["queries"] > 0).all()
     lyrics = table.set_index("system").loc["Ground-truth lyrics"]
     assert lyrics["MAP"] > 0.5  # exact lyrics of the versions of a work are close to each other
-    for name in ("teacher/quality.json", "training/summary.json", "training/training_curves.png",
-                 "evaluation/first_rank.svg", "report/audio_text_cosine.png", "report/environment.json",
-                 "runtime/runtime.csv"):
+    for name in (
+        "teacher/quality.json",
+        "training/summary.json",
+        "training/training_curves.png",
+        "evaluation/first_rank.svg",
+        "report/audio_text_cosine.png",
+        "report/environment.json",
+        "runtime/runtime.csv",
+    ):
         assert (repo / "results" / name).stat().st_size > 0, name
     assert (repo / "notebooks/executed/06_evaluate.ipynb").exists()
 

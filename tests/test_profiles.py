@@ -12,8 +12,11 @@ ROOT = Path(__file__).parents[1]
 
 
 def keys(tree, prefix=""):
-    return {k for key, value in tree.items()
-            for k in (keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"})}
+    return {
+        k
+        for key, value in tree.items()
+        for k in (keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"})
+    }
 
 
 def test_profiles_set_the_same_keys():
@@ -32,8 +35,8 @@ def test_paper_and_back_is_byte_identical(tmp_path):
     changed = apply_profile(params, ROOT / "profiles/paper.yaml")
     paper = yaml.safe_load(Path(params).read_text())
     assert "models.whisper" in changed and paper["models"]["whisper"] == "openai/whisper-large-v3-turbo"
-    assert paper["models"]["detector"] == "demucs" and paper["train"]["batch_size"] == 128
-    assert paper["evaluate"]["sets"] == "covers80,shs100k_test,discogs_vi_test"
+    assert paper["vocals"]["detector"] == "demucs" and paper["train"]["batch_size"] == 128
+    assert paper["evaluate"]["sets"] == ["covers80", "shs100k_test", "discogs_vi_test"]
     apply_profile(params, ROOT / "profiles/demo.yaml")
     assert Path(params).read_bytes() == (ROOT / "params.yaml").read_bytes()
 

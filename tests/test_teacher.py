@@ -11,7 +11,12 @@ import torch
 
 from paperlib import SAMPLE_RATE, cli, teacher
 from paperlib.asr import word_error_rate
+from paperlib.config import Asr, Vocals
+from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS
 from paperlib.text import track_vector
+
+VOCALS = Vocals(detector="silero", detector_model="")  # the paper's chunking, Silero VAD
+ASR = Asr()  # the paper's clean-up: min_words 4, max_repeats 3
 
 SPEECH = "I walked along the river in the evening light. The city lights were shining on the water."
 STEREO_SPEECH = "Hold my hand and never let me go. We can dance until the morning comes."
@@ -25,7 +30,14 @@ EXPECTED = {
     "g_thanks": "instrumental",
     "readme": "error",
 }
-OUTPUTS = ["manifest.csv", "chunks.csv", "chunk_text_embeddings.npy", "text_embeddings.npz", "timings.csv", "vocalness.npz"]
+OUTPUTS = [
+    "manifest.csv",
+    "chunks.csv",
+    "chunk_text_embeddings.npy",
+    "text_embeddings.npz",
+    "timings.csv",
+    "vocalness.npz",
+]
 
 
 def _with_chord(wave: np.ndarray, rate: int, snr_db: float) -> np.ndarray:
@@ -55,8 +67,19 @@ def inputs(tmp_path_factory, speak):
 
 
 def _lyrics(inputs, out, models_dir):
-    return cli.main(["lyrics", *inputs, "--out", str(out), "--whisper", "whisper-tiny.en",
-                     "--models-dir", str(models_dir), "--batch-size", "2"])
+    """`paperlib lyrics` with Whisper tiny.en and MiniLM by offline name under models_dir, Silero, Whisper batch 2,
+    the paper's compression-ratio threshold, on the CPU (the rest: vocals/asr values shared by both profiles)."""
+    overrides = [
+        "models.whisper=whisper-tiny.en",
+        "models.text=all-MiniLM-L6-v2",
+        f"paths.models={models_dir}",
+        "vocals.detector=silero",
+        "asr.batch_size=2",
+        "asr.language=en",
+        "asr.compression_ratio_threshold=1.35",
+        "device=cpu",
+    ]
+    return cli.main(["lyrics", *inputs, "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +91,7 @@ def lyrics_out(inputs, tmp_path_factory, models_dir, whisper_tiny_en, minilm):
 
 def test_manifest_has_one_row_per_input_with_its_status(lyrics_out, speak):
     manifest = pd.read_csv(lyrics_out / "manifest.csv", keep_default_na=False)
-    assert list(manifest.columns) == teacher.MANIFEST_COLUMNS
+    assert list(manifest.columns) == MANIFEST_COLUMNS
     assert dict(zip(manifest.id, manifest.status)) == EXPECTED
     assert list(manifest.id) == list(EXPECTED)  # input order
     reasons = dict(zip(manifest.id, manifest.reason))
@@ -86,7 +109,7 @@ def test_outputs_are_consistent(lyrics_out):
     chunks = pd.read_csv(lyrics_out / "chunks.csv", keep_default_na=False)
     matrix = np.load(lyrics_out / "chunk_text_embeddings.npy")
     tracks = np.load(lyrics_out / "text_embeddings.npz")
-    assert list(chunks.columns) == teacher.CHUNK_COLUMNS
+    assert list(chunks.columns) == CHUNK_COLUMNS
     assert matrix.dtype == np.float32 and matrix.shape == (len(chunks), 384)
     assert list(chunks.id.unique()) == ["a_speech", "f_stereo44k", "g_thanks"]
     n_chunks = dict(zip(manifest.id, manifest.n_chunks))
@@ -113,13 +136,15 @@ def test_chunk_times_recut_the_teachers_chunks_exactly(tmp_path, inputs, tiny_tr
     teacher transcribed (training re-cuts chunks this way). The track's length is not a whole number of
     milliseconds, so times rounded to ms would cut its last samples off."""
     from paperlib import audio, vocals
-    from paperlib.training import cut_chunk
+    from paperlib.features import cut_chunk
 
     wave = sf.read(f"{inputs[0]}/a_speech.wav", dtype="float32")[0]
     wave = wave[: len(wave) // 16 * 16 - 5]
     sf.write(tmp_path / "odd.wav", wave, SAMPLE_RATE, subtype="FLOAT")
     detector = vocals.make_detector("silero")
-    teacher.run_teacher([("odd", tmp_path / "odd.wav")], tmp_path / "out", detector, tiny_transcriber, minilm_embedder)
+    teacher.run_teacher(
+        [("odd", tmp_path / "odd.wav")], tmp_path / "out", detector, tiny_transcriber, minilm_embedder, VOCALS, ASR
+    )
     chunks = pd.read_csv(tmp_path / "out" / "chunks.csv")
     found = vocals.vocal_chunks(audio.load_audio(tmp_path / "odd.wav"), detector)
     assert len(found.chunks) == len(chunks) >= 1 and chunks.end_s.iloc[-1] * SAMPLE_RATE == len(wave)
@@ -149,7 +174,8 @@ def _two_speech_tracks(tmp_path, inputs, peaks=(0.5, 0.5)):
 
 
 def test_tracks_share_whisper_batches_and_a_failing_batch_is_retried_track_by_track(
-        tmp_path, inputs, tiny_transcriber, minilm_embedder):
+    tmp_path, inputs, tiny_transcriber, minilm_embedder
+):
     """A batch mixing both tracks' chunks fails (as an out-of-memory would): each track is retried
     alone and both succeed with the same transcript."""
     from paperlib import vocals
@@ -165,8 +191,15 @@ def test_tracks_share_whisper_batches_and_a_failing_batch_is_retried_track_by_tr
                 raise RuntimeError("decoder out of memory")
             return tiny_transcriber.transcribe(chunks, progress=progress)
 
-    manifest = teacher.run_teacher(_two_speech_tracks(tmp_path, inputs), tmp_path / "out",
-                                   vocals.make_detector("silero"), FailsOnBatches(), minilm_embedder)
+    manifest = teacher.run_teacher(
+        _two_speech_tracks(tmp_path, inputs),
+        tmp_path / "out",
+        vocals.make_detector("silero"),
+        FailsOnBatches(),
+        minilm_embedder,
+        VOCALS,
+        ASR,
+    )
     assert calls == [2, 1, 1]  # one call for the window of two one-chunk tracks, then one per track
     assert list(manifest.status) == ["ok", "ok"] and list(manifest.n_chunks) == [1, 1]
     chunks = pd.read_csv(tmp_path / "out" / "chunks.csv", keep_default_na=False)
@@ -186,14 +219,35 @@ def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs,
             return tiny_transcriber.transcribe(chunks, progress=progress)
 
     tracks = _two_speech_tracks(tmp_path, inputs, peaks=(0.95, 0.5))
-    manifest = teacher.run_teacher(tracks, tmp_path / "out", vocals.make_detector("silero"), FailsOnLoudChunks(),
-                                   minilm_embedder)
+    manifest = teacher.run_teacher(
+        tracks, tmp_path / "out", vocals.make_detector("silero"), FailsOnLoudChunks(), minilm_embedder, VOCALS, ASR
+    )
     assert list(manifest.status) == ["error", "ok"]
     assert manifest.reason[0] == "RuntimeError: decoder out of memory"
     assert pd.isna(manifest.n_chunks[0])
     chunks = pd.read_csv(tmp_path / "out" / "chunks.csv")
     assert list(chunks.id) == ["second"]
     assert np.load(tmp_path / "out" / "chunk_text_embeddings.npy").shape == (1, 384)
+
+
+def test_asr_settings_drive_the_clean_up(tmp_path, inputs, tiny_transcriber, minilm_embedder):
+    """asr_settings.min_words above the transcript's length drops every chunk: the track becomes instrumental;
+    the wall-clock timings go to timings_path instead of out_dir."""
+    from paperlib import vocals
+
+    manifest = teacher.run_teacher(
+        _two_speech_tracks(tmp_path, inputs, peaks=(0.5,)),
+        tmp_path / "out",
+        vocals.make_detector("silero"),
+        tiny_transcriber,
+        minilm_embedder,
+        VOCALS,
+        Asr(min_words=100),
+        timings_path=tmp_path / "runtime" / "teacher.csv",
+    )
+    assert (manifest.status[0], manifest.reason[0]) == ("instrumental", "no lyrics transcribed")
+    assert not pd.read_csv(tmp_path / "out" / "chunks.csv")["kept"].any()
+    assert (tmp_path / "runtime" / "teacher.csv").is_file() and not (tmp_path / "out" / "timings.csv").exists()
 
 
 def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber, minilm_embedder, whisper_tiny_en):
@@ -204,7 +258,8 @@ def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber
 
     from paperlib import vocals
     from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
-    from paperlib.training import build_pairs, encode_frames
+    from paperlib.pairs import build_pairs
+    from paperlib.training import encode_frames
 
     class FailsOnLoudChunks:
         batch_size, model, source = 8, tiny_transcriber.model, tiny_transcriber.source
@@ -216,8 +271,16 @@ def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber
 
     tracks = _two_speech_tracks(tmp_path, inputs, peaks=(0.95, 0.5, 0.3))
     out = tmp_path / "out"
-    manifest = teacher.run_teacher(tracks, out, vocals.make_detector("silero"), FailsOnLoudChunks(), minilm_embedder,
-                                   keep_encoder_states=True)
+    manifest = teacher.run_teacher(
+        tracks,
+        out,
+        vocals.make_detector("silero"),
+        FailsOnLoudChunks(),
+        minilm_embedder,
+        VOCALS,
+        ASR,
+        keep_encoder_states=True,
+    )
     assert list(manifest.status) == ["error", "ok", "ok"]
     chunks = pd.read_csv(out / "chunks.csv")
     states = np.load(out / "encoder_states.npy")
@@ -225,8 +288,9 @@ def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber
     assert states.dtype == np.float16 and states.shape == (2, 1500, 384)
     assert json.loads((out / "encoder_states.json").read_text()) == {"whisper": str(whisper_tiny_en)}
 
-    table = pd.DataFrame({"id": [t[0] for t in tracks], "path": [str(t[1]) for t in tracks],
-                          "split": ["train", "train", "val"]})
+    table = pd.DataFrame(
+        {"id": [t[0] for t in tracks], "path": [str(t[1]) for t in tracks], "split": ["train", "train", "val"]}
+    )
     features = tiny_transcriber.processor.feature_extractor
     reused = build_pairs(out, table, features, whisper=str(whisper_tiny_en))
     assert reused["train"].encoded and reused["val"].encoded
@@ -238,7 +302,7 @@ def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber
     own = encode_frames(model, torch.cat([recut["train"].features, recut["val"].features]), 2, "cpu")
     np.testing.assert_allclose(own.float().numpy(), states.astype(np.float32), rtol=1e-3, atol=1e-3)
 
-    teacher.run_teacher(tracks[1:], out, vocals.make_detector("silero"), tiny_transcriber, minilm_embedder)
+    teacher.run_teacher(tracks[1:], out, vocals.make_detector("silero"), tiny_transcriber, minilm_embedder, VOCALS, ASR)
     assert not (out / "encoder_states.npy").exists() and not (out / "encoder_states.json").exists()
     assert not build_pairs(out, table, features, whisper=str(whisper_tiny_en))["train"].encoded
 
@@ -248,10 +312,22 @@ def test_cli_user_errors(tmp_path, capsys, models_dir, minilm):
     assert cli.main(["lyrics", str(tmp_path / "empty_dir"), "--out", str(tmp_path / "o")]) == 2
     assert "no audio files found" in capsys.readouterr().err
     sf.write(tmp_path / "x.wav", np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
-    code = cli.main(["lyrics", str(tmp_path / "x.wav"), "--out", str(tmp_path / "o"),
-                     "--whisper", "openai/whisper-large-v3", "--models-dir", str(models_dir)])
-    assert code == 2
+    args = [
+        "lyrics",
+        str(tmp_path / "x.wav"),
+        "--out",
+        str(tmp_path / "o"),
+        "--set",
+        "vocals.detector=silero",
+        "--set",
+        f"paths.models={models_dir}",
+        "--set",
+        "models.text=all-MiniLM-L6-v2",
+    ]
+    assert cli.main([*args, "--set", "models.whisper=openai/whisper-large-v3"]) == 2
     assert "model openai/whisper-large-v3 is not available offline" in capsys.readouterr().err
+    assert cli.main([*args, "--set", "asr.batch=2"]) == 2  # not a setting
+    assert "asr.batch is not a setting" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -265,8 +341,15 @@ def test_twenty_minute_file(tmp_path, speak, tiny_transcriber, minilm_embedder):
     wave[: len(speech)] = speech
     wave += np.random.default_rng(0).normal(0, 1e-4, len(wave)).astype(np.float32)
     sf.write(tmp_path / "long.flac", wave, SAMPLE_RATE)
-    manifest = teacher.run_teacher([("long", tmp_path / "long.flac")], tmp_path / "out",
-                                   vocals.make_detector("silero"), tiny_transcriber, minilm_embedder)
+    manifest = teacher.run_teacher(
+        [("long", tmp_path / "long.flac")],
+        tmp_path / "out",
+        vocals.make_detector("silero"),
+        tiny_transcriber,
+        minilm_embedder,
+        VOCALS,
+        ASR,
+    )
     row = manifest.iloc[0]
     assert (row.status, row.duration_s, row.n_chunks) == ("instrumental", 1200.0, 0)
     assert row.reason.startswith("mean vocalness")
@@ -280,23 +363,43 @@ def test_corpus_quality_by_hand(tmp_path):
     from paperlib import io
     from paperlib.teacher import corpus_quality
 
-    tracks = pd.DataFrame({
-        "id": ["a", "b", "c"], "kind": ["original", "cover", "instrumental"],
-        "lyrics": ["one two three four", "five six seven eight", ""],
-        "vocal_segments": [json.dumps([[0.0, 2.0]]), json.dumps([[1.0, 3.0]]), "[]"],
-        "snr_db": [2.0, 12.0, float("nan")]})
-    io.write_csv(pd.DataFrame({"id": ["a", "b", "c"], "status": ["ok", "ok", "instrumental"]}),
-                 tmp_path / "manifest.csv")
-    io.write_csv(pd.DataFrame({"id": ["a", "b"], "chunk": [0, 0], "start_s": [0.0, 0.0], "end_s": [3.0, 3.0],
-                               "text": ["one two tree four", "five six seven eight"], "kept": [True, True]}),
-                 tmp_path / "chunks.csv")
+    tracks = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "kind": ["original", "cover", "instrumental"],
+            "lyrics": ["one two three four", "five six seven eight", ""],
+            "vocal_segments": [json.dumps([[0.0, 2.0]]), json.dumps([[1.0, 3.0]]), "[]"],
+            "snr_db": [2.0, 12.0, float("nan")],
+        }
+    )
+    io.write_csv(
+        pd.DataFrame({"id": ["a", "b", "c"], "status": ["ok", "ok", "instrumental"]}), tmp_path / "manifest.csv"
+    )
+    io.write_csv(
+        pd.DataFrame(
+            {
+                "id": ["a", "b"],
+                "chunk": [0, 0],
+                "start_s": [0.0, 0.0],
+                "end_s": [3.0, 3.0],
+                "text": ["one two tree four", "five six seven eight"],
+                "kept": [True, True],
+            }
+        ),
+        tmp_path / "chunks.csv",
+    )
     # 1 s segments; truth a: [1, 1, 0], b: [0, 1, 1], c: [0, 0]
-    io.save_npz(tmp_path / "vocalness.npz", {"a": np.array([0.9, 0.2, 0.8]), "b": np.array([0.1, 0.9, 0.9]),
-                                             "c": np.array([0.0, 0.7])})
+    io.save_npz(
+        tmp_path / "vocalness.npz",
+        {"a": np.array([0.9, 0.2, 0.8]), "b": np.array([0.1, 0.9, 0.9]), "c": np.array([0.0, 0.7])},
+    )
     summary, by_band = corpus_quality(tracks, tmp_path, threshold=0.5)
     assert summary["wer"] == pytest.approx(0.125)  # a: 1 substitution in 4 words, b: perfect
-    assert by_band.set_index("snr_band")["wer"].to_dict() == {"0–5": 0.25, "5–10": pytest.approx(float("nan"), nan_ok=True),
-                                                               "10–15": 0.0}
+    assert by_band.set_index("snr_band")["wer"].to_dict() == {
+        "0–5": 0.25,
+        "5–10": pytest.approx(float("nan"), nan_ok=True),
+        "10–15": 0.0,
+    }
     # predicted vocal: a {0, 2}, b {1, 2}, c {1}; true: a {0, 1}, b {1, 2} -> TP 3, FP 2, FN 1
     assert summary["vocal_segments"] == {"precision": 0.6, "recall": 0.75}
     assert summary["sung_tracks_accepted"] == "2/2" and summary["instrumental_tracks_rejected"] == "1/1"

@@ -5,7 +5,7 @@ INITIALISED BERT sentence-transformer built and saved here (its vectors carry no
 import numpy as np
 import pytest
 
-from paperlib.models import ModelUnavailableError
+from paperlib.offline import ModelUnavailableError
 from paperlib.text import TextEmbedder, track_vector
 
 
@@ -45,8 +45,14 @@ def tiny_random_sentence_model(tmp_path_factory):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "love", "night", "you", "stars", "the", "flour", "bake"]
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(root / "bert")
     BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "bert")
     transformer = st_models.Transformer(str(root / "bert"), max_seq_length=32)

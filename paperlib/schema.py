@@ -1,0 +1,59 @@
+"""The tables stages exchange: track tables, per-track manifests (one status per input) and chunk tables.
+
+Statuses: "ok" (embedded), "instrumental" (no vocals / no lyrics transcribed), "error" (the reason says
+why: unreadable audio, a failure in a step). Ids are strings; "" stays "" (never NaN).
+Paths inside a track table are relative to the table's own folder (or absolute).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+STATUSES = ("ok", "instrumental", "error")
+MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunks", "duration_s"]
+"""One row per input track, in input order (the teacher's manifest.csv and embed's OUT.manifest.csv)."""
+CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
+"""The teacher's chunks.csv: chunk index from 0, exact sample times in seconds (samples / 16000)."""
+SYSTEMS = ("livi", "asr", "lyrics")
+"""Systems of an evaluation set (paperlib.systems): LIVI audio, the teacher's transcripts, ground-truth lyrics."""
+TRACK_COLUMNS = ("id", "path", "split")
+"""Least columns of a training track table (split: train | val | test)."""
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV written by a stage: ids as str, empty cells as "" (numeric columns inferred)."""
+    return pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+
+
+def read_tracks(data: str, corpus_dir: str | Path = "data/corpus") -> pd.DataFrame:
+    """The track table of `train.data`: "corpus" (the generated corpus' tracks.csv, with its ground-truth
+    columns) or a CSV with at least id, path, split. `path` is made usable from the working directory."""
+    if data == "corpus":
+        path = Path(corpus_dir) / "tracks.csv"
+        table = pd.read_csv(
+            path,
+            dtype={"id": str, "work": str},
+            keep_default_na=False,
+            na_values={"snr_db": [""], "rate": [""], "offset_s": [""]},
+        )
+    else:
+        path = Path(data)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = sorted(set(TRACK_COLUMNS) - set(table.columns))
+    if missing:
+        raise ValueError(f"track table {path} lacks column(s) {', '.join(missing)}")
+    return table.assign(path=[_relative_to(path.parent, p) for p in table["path"]])
+
+
+def timings_path(runtime: str | Path, set_name: str | None, system: str) -> Path:
+    """Wall-clock seconds per track (outside DVC): <runtime>/teacher.csv for the teacher's run on the training
+    tracks (set_name None, or "demo", the corpus it transcribed whole), else <runtime>/<set>/<system>.csv."""
+    if system == "teacher" and set_name in (None, "demo"):
+        return Path(runtime) / "teacher.csv"
+    return Path(runtime) / set_name / f"{system}.csv"
+
+
+def _relative_to(base: Path, path: str) -> str:
+    return str(path) if not path or Path(path).is_absolute() else str(base / path)

@@ -1,0 +1,102 @@
+"""Stage notebooks take their settings from the parameters file: a papermill run without `-p` runs what
+`dvc repro` runs, and `overrides` changes single settings."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def parameters_cell(path: Path) -> str:
+    cells = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name}: one cell tagged 'parameters' expected"
+    return cells[0].source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_are_the_file_and_overrides_only(path):
+    """No notebook restates a setting: its parameters are the settings file and the overrides."""
+    names = {}
+    exec(parameters_cell(path), {}, names)
+    assert names == {"params": "params.yaml", "overrides": ""}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_dvc_runs_the_notebook_without_parameters(path):
+    """dvc.yaml passes no -p: the stage's command and a plain papermill rerun are the same run."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    (cmd,) = [s["cmd"] for s in stages.values() if f"notebooks/{path.name}" in s["cmd"]]
+    assert " -p " not in cmd and " -y " not in cmd
+
+
+def run_corpus_notebook(workdir: Path, *extra: str) -> None:
+    out = workdir / "executed.ipynb"
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        "-k",
+        "python3",
+        str(ROOT / "notebooks/02_corpus.ipynb"),
+        str(out),
+        "--cwd",
+        str(workdir),
+        *extra,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A folder whose params.yaml is the repository's with the tiny corpus (seconds to generate)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["corpus"]["size"] = "tiny"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_papermill_without_parameters_uses_params_yaml(workdir):
+    """The corpus stage's notebook alone writes the corpus params.yaml describes, where it says."""
+    run_corpus_notebook(workdir)
+    tracks = pd.read_csv(workdir / "data/corpus/tracks.csv")
+    assert len(tracks) == 18 and tracks["work"].nunique() == 6  # the tiny corpus: 6 works × 3 versions
+    counts = pd.read_csv(workdir / "results/corpus/tracks_per_split.csv")
+    assert counts["tracks"].sum() == 18
+
+
+def test_overrides_change_one_setting(workdir):
+    """-p overrides "paths.results=..." moves the results and leaves the corpus where params.yaml puts it."""
+    run_corpus_notebook(workdir, "-p", "overrides", "paths.results=elsewhere corpus.seed=3")
+    assert (workdir / "elsewhere/corpus/tracks_per_split.csv").is_file()
+    assert not (workdir / "results").exists()
+    assert (workdir / "data/corpus/tracks.csv").is_file()
+
+
+def test_bad_override_fails_with_the_key(workdir):
+    out = workdir / "executed.ipynb"
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        "-k",
+        "python3",
+        str(ROOT / "notebooks/02_corpus.ipynb"),
+        str(out),
+        "--cwd",
+        str(workdir),
+        "-p",
+        "overrides",
+        "corpus.sise=tiny",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "corpus.sise is not a setting" in json.dumps(json.loads(out.read_text()))
