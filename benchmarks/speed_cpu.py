@@ -94,7 +94,7 @@ def main() -> None:
 
     embed.embed_tracks(tracks[:1], model, features, detector, cfg.vocals, batch_size=1)  # warm-up
     teacher_track(tracks[0][1], detector, cfg.vocals, transcriber, embedder)
-    livi, _, _ = embed.embed_tracks(tracks, model, features, detector, cfg.vocals, batch_size=1)
+    livi = embed.embed_tracks(tracks, model, features, detector, cfg.vocals, batch_size=1).manifest
     teacher = pd.DataFrame(
         [{"id": i} | teacher_track(p, detector, cfg.vocals, transcriber, embedder) for i, p in tracks]
     )

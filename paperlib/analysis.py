@@ -47,38 +47,34 @@ def audio_text_cosines(sets, embeddings_dir) -> pd.DataFrame:
 
 
 def runtime_table(cfg) -> pd.DataFrame:
-    """Mean seconds per accepted track of each set: preprocessing (decode, resample, vocal detection,
-    features) and model, for LIVI and for the ASR pipeline (transcription + text embedding), as the
-    pipeline ran them: LIVI one track per call, the teacher's Whisper on batches of chunks from several
-    tracks (asr.batch_size; its time shared by chunk count). Batch 1 on both sides: benchmarks/speed_cpu.py."""
+    """Seconds per accepted track of each set, mean and standard deviation: preprocessing (decode, resample,
+    vocal detection, log-mel) and model, for LIVI and for the transcription pipeline (Whisper + text
+    embedding), as the pipeline ran them: LIVI one track per call, the teacher's Whisper on batches of chunks
+    from several tracks (asr.batch_size; its time shared by chunk count). Batch 1 on both: benchmarks/speed_cpu.py."""
     rows = []
     for name in cfg.evaluate.sets:
         livi = _accepted(timings_path(cfg.paths.runtime, name, "livi"))
-        rows.append(
-            {
-                "set": name,
-                "pipeline": "LIVI (audio)",
-                "batching": "one track per call",
-                "tracks": len(livi),
-                "preprocessing_s": (livi["t_decode_s"] + livi["t_detect_s"] + livi["t_features_s"]).mean(),
-                "model_s": livi["t_model_s"].mean(),
-            }
-        )
+        pre, model = livi["t_decode_s"] + livi["t_detect_s"] + livi["t_features_s"], livi["t_model_s"]
+        rows.append(_runtime_row(name, "LIVI (audio)", "one track per call", pre, model))
         if timings_path(cfg.paths.runtime, name, "teacher").exists():
             asr = _accepted(timings_path(cfg.paths.runtime, name, "teacher"))
-            rows.append(
-                {
-                    "set": name,
-                    "pipeline": "ASR lyrics (teacher)",
-                    "batching": "chunks of several tracks",
-                    "tracks": len(asr),
-                    "preprocessing_s": (asr["t_decode_s"] + asr["t_detect_s"]).mean(),
-                    "model_s": (asr["t_asr_s"] + asr["t_text_s"]).mean(),
-                }
-            )
-    table = pd.DataFrame(rows)
-    table["total_s"] = table["preprocessing_s"] + table["model_s"]
-    return table.round(3)
+            pre, model = asr["t_decode_s"] + asr["t_detect_s"], asr["t_asr_s"] + asr["t_text_s"]
+            rows.append(_runtime_row(name, "Transcription (teacher)", "chunks of several tracks", pre, model))
+    return pd.DataFrame(rows).round(3)
+
+
+def _runtime_row(name: str, pipeline: str, batching: str, pre: pd.Series, model: pd.Series) -> dict:
+    return {
+        "set": name,
+        "pipeline": pipeline,
+        "batching": batching,
+        "tracks": len(pre),
+        "preprocessing_s": pre.mean(),
+        "preprocessing_std_s": pre.std(ddof=1),
+        "model_s": model.mean(),
+        "model_std_s": model.std(ddof=1),
+        "total_s": (pre + model).mean(),
+    }
 
 
 def _accepted(timings: Path) -> pd.DataFrame:

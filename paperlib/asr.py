@@ -99,7 +99,7 @@ class Transcriber:
         [n, 1500, d_model] — the ones `generate` decoded from (its first encoder call per batch),
         which LIVI's frozen encoder would compute again from the same log-mel.
         """
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         chunks = np.asarray(chunks, dtype=np.float32)
         if chunks.ndim != 2:

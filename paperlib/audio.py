@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import soxr
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from paperlib import SAMPLE_RATE
 

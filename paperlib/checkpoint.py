@@ -12,8 +12,11 @@ Folder layout (each file written atomically):
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from paperlib.config import Config, HeadConfig, Vocals, build
@@ -107,6 +110,28 @@ def load_checkpoint(checkpoint: str | Path, models_dir: str | Path | None = None
     head = LiviHead(HeadConfig.from_dict(config["head"]))
     head.load_state_dict(load_file(str(checkpoint / "head.safetensors")), strict=True)
     return LiviModel(encoder, head).eval()
+
+
+def head_parameters(checkpoint: str | Path) -> int:
+    """Trainable parameters of a checkpoint's head (the frozen encoder is not trained)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(checkpoint) / "head.safetensors"), framework="pt") as handle:
+        return int(sum(np.prod(handle.get_slice(key).get_shape()) for key in handle.keys()))
+
+
+def adopt(source: str | Path, out_dir: str | Path) -> dict:
+    """Copy an existing checkpoint folder (trained, or made by `paperlib import-checkpoint`) to out_dir, in place
+    of training one; returns what the `train` stage reports for it."""
+    config = read_checkpoint_config(source)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as staging:
+        copy = Path(shutil.copytree(source, Path(staging) / out_dir.name))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        copy.rename(out_dir)
+    return {"checkpoint": str(source), "imported_from": config.get("imported_from", ""), "trained_here": False}
 
 
 def load_feature_extractor(checkpoint: str | Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -93,14 +94,12 @@ def _run_benchmarks(args) -> int:
 def _add_settings(p) -> None:
     """--params and --set: the same settings the pipeline stages read (paperlib.config)."""
     p.add_argument("--params", help="parameters file (default: params.yaml when present, else the paper's defaults)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set asr.batch_size=4 (repeatable)",
-    )
+    _add_set(p, "override one setting, e.g. --set asr.batch_size=4 (repeatable)")
+
+
+def _add_set(p, help: str) -> None:
+    """--set KEY=VALUE, repeatable, collected in args.overrides (dotted keys of paperlib.config)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def _settings(args, **paths):
@@ -220,56 +219,72 @@ def _print_counts(manifest, out) -> None:
 def _add_profile(sub) -> None:
     p = sub.add_parser(
         "profile",
-        help="switch params.yaml between the demo and paper profiles",
-        description="Merges profiles/NAME.yaml into params.yaml (comments kept). "
-        "`paperlib profile paper && dvc repro` runs the paper's setup; `paperlib profile demo` goes back.",
+        help="switch params.yaml between the demo and paper profiles, or set single parameters",
+        description="Merges profiles/NAME.yaml into params.yaml (comments kept), then the --set values. "
+        "`paperlib profile paper && dvc repro` runs the paper's setup; `paperlib profile demo` goes back; "
+        "`paperlib profile --set train.checkpoint=DIR` changes one parameter.",
     )
-    p.add_argument("name", help="a profile in profiles/ (demo, paper) or a yaml file")
+    p.add_argument("name", nargs="?", help="a profile in profiles/ (demo, paper) or a yaml file")
+    _add_set(p, "also set one parameter, e.g. --set train.checkpoint=checkpoints/livi (repeatable)")
     p.add_argument("--params", default="params.yaml", help="parameters file to rewrite (default params.yaml)")
     p.set_defaults(run=_run_profile)
 
 
-def apply_profile(params_path, profile_path) -> list[str]:
-    """Overlay the profile's values onto params.yaml in place; returns the changed keys (dotted)."""
+def apply_profile(params_path, profile_path=None, overrides=()) -> list[str]:
+    """Overlay a profile's values, then dotted overrides, onto params.yaml in place (comments kept); the result
+    must load as settings (paperlib.config) or the file is left as it was. Returns the changed keys (dotted)."""
     from pathlib import Path
 
     from ruamel.yaml import YAML
 
+    from paperlib import config
     from paperlib.io import atomic_path
 
     yaml = YAML()  # round-trip: keeps comments and key order
     yaml.preserve_quotes = True
     params = yaml.load(Path(params_path).read_text())
-    overlay = yaml.load(Path(profile_path).read_text())
-    changed: list[str] = []
+    overlay = yaml.load(Path(profile_path).read_text()) if profile_path else {}
+    try:
+        for item in overrides:
+            overlay = config.apply_override(overlay, item)
+        changed = _merge(params, overlay, str(profile_path or "--set"), str(params_path))
+        with atomic_path(params_path) as tmp:
+            with open(tmp, "w") as fh:
+                yaml.dump(params, fh)
+            config.build(config.Config, YAML(typ="safe").load(Path(tmp)) or {}, source=str(params_path))
+    except config.ConfigError as exc:
+        raise UserError(str(exc)) from None
+    return changed
 
-    def merge(target, source, prefix=""):
-        for key, value in source.items():
-            if key not in target:
-                raise UserError(f"{profile_path}: {prefix}{key} is not a parameter of {params_path}")
-            if hasattr(value, "items"):
-                merge(target[key], value, f"{prefix}{key}.")
-            elif target[key] != value:
-                target[key] = value
-                changed.append(f"{prefix}{key}")
 
-    merge(params, overlay)
-    with atomic_path(params_path) as tmp, open(tmp, "w") as fh:
-        yaml.dump(params, fh)
+def _merge(target, source, origin: str, params_path: str, prefix: str = "") -> list[str]:
+    """Write source's leaves into the round-trip YAML tree `target`; returns the dotted keys that changed."""
+    changed = []
+    for key, value in source.items():
+        if key not in target:
+            raise UserError(f"{origin}: {prefix}{key} is not a parameter of {params_path}")
+        if hasattr(value, "items"):
+            changed += _merge(target[key], value, origin, params_path, f"{prefix}{key}.")
+        elif target[key] != value:
+            target[key] = value
+            changed.append(f"{prefix}{key}")
     return changed
 
 
 def _run_profile(args) -> int:
     from pathlib import Path
 
-    profile = Path(args.name)
-    if not profile.is_file():
+    if args.name is None and not args.overrides:
+        raise UserError("give a profile name, --set KEY=VALUE, or both")
+    profile = None if args.name is None else Path(args.name)
+    if profile is not None and not profile.is_file():
         profile = Path("profiles") / f"{args.name}.yaml"
-    if not profile.is_file():
+    if profile is not None and not profile.is_file():
         known = sorted(p.stem for p in Path("profiles").glob("*.yaml"))
         raise UserError(f"unknown profile {args.name!r} (known: {', '.join(known) or 'none'})")
-    changed = apply_profile(args.params, profile)
-    print(f"{args.params}: profile {profile.stem}; changed: {', '.join(changed) or 'nothing'}", file=sys.stderr)
+    changed = apply_profile(args.params, profile, args.overrides)
+    name = f"profile {profile.stem}; " if profile else ""
+    print(f"{args.params}: {name}changed: {', '.join(changed) or 'nothing'}", file=sys.stderr)
     return 0
 
 
@@ -373,7 +388,7 @@ def _run_embed(args) -> int:
         feature_extractor = checkpoint.load_feature_extractor(args.model)
     except (offline.ModelUnavailableError, OSError) as exc:
         raise UserError(str(exc)) from None
-    manifest, vectors, chunk_vectors = embed.embed_tracks(
+    manifest, vectors, chunk_vectors, _ = embed.embed_tracks(
         tracks, model, feature_extractor, detector, settings, cfg.evaluate.batch_size, cfg.device
     )
     embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
@@ -390,6 +405,44 @@ def _vocal_overrides(trained: dict, overrides: list[str]) -> dict:
         if item.startswith("vocals."):
             tree = apply_override(tree, item)
     return tree["vocals"]
+
+
+# --------------------------------------------------------------------------- import-checkpoint
+def _add_import(sub) -> None:
+    p = sub.add_parser(
+        "import-checkpoint",
+        help="turn the authors' released livi.pth into a checkpoint folder that `embed` and the pipeline load",
+        description="Loads LIVI.pth with torch.load(weights_only=True) (a pickle that would run code is refused), "
+        "maps the authors' key names onto paperlib's head, infers its widths from the shapes, and writes OUT "
+        "(head.safetensors, config.json, preprocessor_config.json). The vocal settings recorded for inference are "
+        "the settings' vocals.* (default: params.yaml when present, else the paper's demucs htdemucs).",
+    )
+    p.add_argument("pth", help="the released state dict (livi.pth)")
+    p.add_argument(
+        "--whisper", required=True, help="the encoder it was trained on (theirs: openai/whisper-large-v3-turbo)"
+    )
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--num-heads", type=int, default=1, help="attention-pooling heads (the released model: 1)")
+    _add_settings(p)
+    p.set_defaults(run=_run_import)
+
+
+def _run_import(args) -> int:
+    from paperlib import config, offline, released
+
+    cfg = _settings(args)
+    settings = {"vocals": config.to_dict(cfg.vocals), "models": {"whisper": args.whisper, "text": cfg.models.text}}
+    try:
+        out = released.import_checkpoint(args.pth, args.whisper, args.out, cfg.paths.models, args.num_heads, settings)
+    except (released.ReleasedCheckpointError, offline.ModelUnavailableError) as exc:
+        raise UserError(str(exc)) from None
+    head = config.HeadConfig.from_dict(json.loads((out / "config.json").read_text())["head"])
+    print(
+        f"{args.pth} -> {out} (head: width {head.width}, hidden {list(head.hidden)}, target {head.target_dim}, "
+        f"{head.num_heads} head(s); encoder {args.whisper})",
+        file=sys.stderr,
+    )
+    return 0
 
 
 # --------------------------------------------------------------------------- determinism
@@ -440,10 +493,14 @@ ADDERS = [
     _add_corpus,
     _add_train,
     _add_embed,
+    _add_import,
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
+    # idle OpenMP threads sleep instead of spinning (before torch starts): on a busy CPU spinning made small
+    # torch ops in Whisper decoding up to 100x slower; the pipeline's stage commands set the same
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

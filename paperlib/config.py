@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import typing
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ class Train:
     """Training of the LIVI head (paper §3.2): AdamW, linear warmup then constant lr."""
 
     data: str = "corpus"  # corpus | a CSV with id,path,split (paths relative to the CSV)
+    checkpoint: str = ""  # a checkpoint folder to evaluate instead of training one ("" = train)
     epochs: int = 3
     batch_size: int = 128
     lr: float = 1e-4
@@ -101,7 +103,7 @@ class Train:
     eval_every: int = 0  # also validate every N optimizer steps (0: once per epoch)
     num_workers: int = 0  # DataLoader workers
     hidden: tuple[int, ...] = PAPER_HIDDEN  # projection MLP hidden sizes
-    num_heads: int = 8  # attention-pooling heads
+    num_heads: int = 1  # attention-pooling heads (paper §4.3: single-head attention)
     layer_scale_init: float = 1e-4  # initial gain of the attention pooling's residual branches
 
     def __post_init__(self):
@@ -176,7 +178,20 @@ def load(params: str | Path | None = "params.yaml", overrides: str | Iterable[st
             raise ConfigError(f"cannot read parameters {params}: {exc}") from None
     for item in shlex.split(overrides) if isinstance(overrides, str) else overrides:
         tree = apply_override(tree, item)
-    return build(Config, tree, source=str(params or "defaults"))
+    cfg = build(Config, tree, source=str(params or "defaults"))
+    return dataclasses.replace(cfg, device=available_device(cfg.device))
+
+
+def available_device(device: str) -> str:
+    """`device`, or "cpu" (with a warning) when it names CUDA and no CUDA device is present."""
+    if not device.startswith("cuda"):
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return device
+    warnings.warn(f"device {device!r} requested but CUDA is not available: running on the CPU", stacklevel=3)
+    return "cpu"
 
 
 def apply_override(tree: dict, item: str) -> dict:

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import soxr
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from paperlib import SAMPLE_RATE
 from paperlib.io import atomic_path, write_csv

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,10 +32,21 @@ from paperlib.vocals import vocal_chunks
 TIMING_COLUMNS = ["t_decode_s", "t_detect_s", "t_features_s", "t_model_s"]
 
 
+class Embedded(NamedTuple):
+    """What embed_tracks returns; the dicts hold status "ok" tracks only, in input order."""
+
+    manifest: pd.DataFrame  # MANIFEST_COLUMNS + TIMING_COLUMNS, one row per input, input order
+    vectors: dict[str, np.ndarray]  # id → LIVI track vector [d]
+    chunk_vectors: dict[str, np.ndarray]  # id → LIVI chunk vectors [n, d]
+    pooled: dict[str, np.ndarray]  # id → mean-pooled frozen encoder states, track vector [width] (the ablation)
+
+
 @torch.inference_mode()
-def embed_chunks(model: LiviModel, features: torch.Tensor, device="cpu") -> np.ndarray:
-    """Log-mel [n, n_mels, 3000] → unit chunk embeddings float32 [n, d]."""
-    return model(features.to(device)).float().cpu().numpy()
+def embed_chunks(model: LiviModel, features: torch.Tensor, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel [n, n_mels, 3000] → (unit LIVI chunk embeddings [n, d], frozen encoder states averaged over
+    their 1500 frames [n, width]), float32: the second is the paper's no-training Whisper baseline."""
+    frames = model.frames(features.to(device))
+    return model.head(frames).float().cpu().numpy(), frames.mean(dim=1).float().cpu().numpy()
 
 
 def embed_tracks(
@@ -45,30 +57,34 @@ def embed_tracks(
     vocals: Vocals,
     batch_size: int = 8,
     device: str = "cpu",
-) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Embed (id, path) tracks; batch_size: chunks per encoder batch.
-
-    Returns (manifest: MANIFEST_COLUMNS + TIMING_COLUMNS, one row per input in input order;
-    id → track vector [d] and id → chunk vectors [n, d], for status "ok" only). A bad file is an
-    "error" row (the AudioError reason, or "<Type>: <message>" for any other failure); never raises.
+) -> Embedded:
+    """Embed (id, path) tracks; batch_size: chunks per encoder batch. Track vectors are the re-normalised
+    means of the chunk vectors (model.track_embedding). A bad file is an "error" row (the AudioError reason,
+    or "<Type>: <message>" for any other failure); never raises.
     """
     model = model.to(device).eval()
 
-    def process(track_id: str, wave: np.ndarray) -> tuple[dict, np.ndarray | None]:
+    def process(track_id: str, wave: np.ndarray) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
         return _embed_wave(wave, model, feature_extractor, detector, vocals, batch_size, device)
 
     results = run_per_track(list(tracks), process, desc="embed")
-    chunk_vectors = {row["id"]: value for row, value in results if row["status"] == "ok"}
-    vectors = {track_id: track_embedding(chunks) for track_id, chunks in chunk_vectors.items()}
+    ok = {row["id"]: value for row, value in results if row["status"] == "ok"}
+    chunk_vectors = {track_id: livi for track_id, (livi, _) in ok.items()}
     manifest = pd.DataFrame([row for row, _ in results]).reindex(columns=MANIFEST_COLUMNS + TIMING_COLUMNS)
     manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
-    return manifest, vectors, chunk_vectors
+    return Embedded(
+        manifest,
+        {track_id: track_embedding(chunks) for track_id, chunks in chunk_vectors.items()},
+        chunk_vectors,
+        {track_id: track_embedding(pooled) for track_id, (_, pooled) in ok.items()},
+    )
 
 
 def _embed_wave(
     wave: np.ndarray, model: LiviModel, feature_extractor, detector, vocals: Vocals, batch_size: int, device
-) -> tuple[dict, np.ndarray | None]:
-    """(manifest fields with timings, chunk vectors [n, d] or None when no vocals) of one 16 kHz wave."""
+) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
+    """(manifest fields with timings, (LIVI chunk vectors [n, d], pooled states [n, width]) or None when no
+    vocals) of one 16 kHz wave."""
     start = time.perf_counter()
     found = vocal_chunks(wave, detector, **vocals.chunking())
     row = {
@@ -89,7 +105,8 @@ def _embed_wave(
         start = time.perf_counter()
         parts.append(embed_chunks(model, features, device))
         t_model += time.perf_counter() - start
-    return row | {"t_features_s": t_features, "t_model_s": t_model}, np.concatenate(parts)
+    livi, pooled = (np.concatenate(part) for part in zip(*parts))
+    return row | {"t_features_s": t_features, "t_model_s": t_model}, (livi, pooled)
 
 
 def write_outputs(

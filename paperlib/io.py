@@ -15,7 +15,8 @@ import pandas as pd
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to `path`; on success move it over `path` (os.replace).
+    """Yield a temporary path next to `path`; on success move it over `path` (os.replace) with the permissions
+    a new file gets (the umask's, not mkstemp's owner-only 0600).
 
     On an exception the temporary file is removed and `path` is left untouched.
     """
@@ -25,10 +26,17 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:

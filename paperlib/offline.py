@@ -83,7 +83,7 @@ def materialise(models_dir: Path, names=DEFAULT_MODELS) -> dict[str, dict[str, s
     in a temporary folder and moved into place, so a folder is complete or absent.
     Returns the checksums ({name: {file: sha256}}) of all models recorded in checksums.json.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     models_dir = Path(models_dir)
     unknown = sorted(set(names) - set(_WRITERS))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from paperlib.audio import AudioError, load_audio
 from paperlib.features import cut_chunk, log_mel

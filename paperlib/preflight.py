@@ -15,7 +15,9 @@ def check(cfg: Config) -> dict:
     for role, name in (("whisper", cfg.models.whisper), ("text model", cfg.models.text)):
         _record(found, problems, role, *_check_model(name, cfg.paths.models))
     _record(found, problems, "detector", *_check_detector(cfg.vocals))
-    if cfg.train.data != "corpus":
+    if cfg.train.checkpoint:
+        _record(found, problems, "checkpoint", *_check_checkpoint(cfg.train.checkpoint, cfg.paths.models))
+    elif cfg.train.data != "corpus":
         _record(found, problems, "train_data", *_check_training_table(cfg.train.data))
     for name in cfg.evaluate.sets:
         if name != "demo":
@@ -73,6 +75,20 @@ def _check_training_table(path: str) -> tuple[str | None, str | None]:
     if empty:
         return None, f"training table {path}: no audio file found for split(s) {', '.join(empty)}"
     return f"{int(present.sum())}/{len(table)} audio files present", None
+
+
+def _check_checkpoint(path: str, models_dir: str) -> tuple[str | None, str | None]:
+    """A checkpoint folder (train.checkpoint) whose encoder loads here."""
+    from paperlib.checkpoint import read_checkpoint_config
+
+    try:
+        encoder = read_checkpoint_config(path)["encoder"]["name"]
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"train.checkpoint: {exc}"
+    if encoder is None:
+        return path, None
+    resolved, problem = _check_model(encoder, models_dir)
+    return (path, None) if problem is None else (None, f"train.checkpoint {path}: its encoder {problem}")
 
 
 def _check_audio(folder: Path, name: str) -> tuple[str | None, str | None]:

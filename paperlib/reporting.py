@@ -6,22 +6,27 @@ dates, fixed SVG ids), so `dvc repro -f` twice gives identical files under resul
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import platform
 from importlib import metadata
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from paperlib.io import atomic_path, write_csv, write_json  # noqa: E402,F401 (write_json: for the notebooks)
+from paperlib.io import atomic_path, write_csv, write_json  # noqa: F401 (write_json: for the notebooks)
 
 RESULT_COLUMNS = ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
-SYSTEMS = {"livi": "LIVI (audio)", "asr": "ASR lyrics (teacher)", "lyrics": "Ground-truth lyrics"}
+SYSTEMS = {
+    "livi": "LIVI (audio)",
+    "t_global": "t_global (transcript)",
+    "asr": "t_local (transcript chunks)",
+    "whisper": "Whisper mean-pool",
+    "lyrics": "Editorial lyrics",
+}
 LIBRARIES = [
     "torch",
     "transformers",
@@ -39,9 +44,26 @@ LIBRARIES = [
     "paperlib",
 ]
 
-sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-plt.rcParams["svg.hashsalt"] = "paperlib"  # deterministic SVG element ids
 PALETTE = dict(zip(SYSTEMS.values(), sns.color_palette("colorblind", len(SYSTEMS))))
+
+
+@contextlib.contextmanager
+def style():
+    """The figures' look (seaborn "notebook" context, white grid, colour-blind palette), applied where a
+    figure is made: importing paperlib changes no matplotlib state."""
+    with sns.plotting_context("notebook"), sns.axes_style("whitegrid"), sns.color_palette("colorblind"):
+        yield
+
+
+def styled(plot):
+    """Decorator: make the figure inside `style()`."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        with style():
+            return plot(*args, **kwargs)
+
+    return wrapper
 
 
 def write_table(table: pd.DataFrame, stem: str | Path, floatfmt: str = ".3f") -> None:
@@ -56,7 +78,7 @@ def save_figure(fig: plt.Figure, stem: str | Path) -> None:
     """`stem`.png (150 dpi) and `stem`.svg with no timestamps or version strings."""
     stem = Path(stem)
     for suffix, meta in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
-        with atomic_path(stem.with_suffix(suffix)) as tmp:
+        with atomic_path(stem.with_suffix(suffix)) as tmp, plt.rc_context({"svg.hashsalt": "paperlib"}):
             fig.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight", metadata=meta)
 
 
@@ -72,7 +94,26 @@ def results_row(set_name: str, system: str, summary: dict, expected: int) -> dic
     }
 
 
+def training_report(summary: dict, checkpoint_dir: str | Path, results_dir: str | Path) -> plt.Figure | None:
+    """results/training: the epochs table, summary.json and the training curves of a head trained here; for a
+    checkpoint adopted instead (train.checkpoint), summary.json says where it came from. Returns the figure."""
+    results_dir = Path(results_dir)
+    if not summary.get("trained_here", True):
+        write_json({k: summary[k] for k in ("checkpoint", "imported_from")}, results_dir / "summary.json")
+        return None
+    epochs = pd.read_csv(Path(checkpoint_dir) / "epochs.csv")
+    steps = pd.read_csv(Path(checkpoint_dir) / "train_log.csv")
+    write_table(epochs, results_dir / "epochs", floatfmt=".4f")
+    write_json(
+        {k: summary[k] for k in ("best_epoch", "best_val_cosine", "stopped_early")}, results_dir / "summary.json"
+    )
+    fig = plot_training_curves(epochs, steps)
+    save_figure(fig, results_dir / "training_curves")
+    return fig
+
+
 # --------------------------------------------------------------------------- figures
+@styled
 def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None) -> plt.Figure:
     """Losses against optimizer steps (train per step, train mean and validation per evaluation)
     and validation cosine / HR@1 per epoch, with the kept checkpoint marked (the last evaluation
@@ -102,6 +143,25 @@ def plot_training_curves(epochs: pd.DataFrame, steps: pd.DataFrame | None = None
     return fig
 
 
+@styled
+def plot_tracks_per_split(counts: pd.DataFrame) -> plt.Figure:
+    """Tracks per split and kind of the generated corpus (columns split, kind, tracks)."""
+    return sns.catplot(counts, x="split", y="tracks", hue="kind", kind="bar", height=3.2, aspect=1.6).figure
+
+
+@styled
+def plot_wer_by_snr(wer_by_snr: pd.DataFrame) -> plt.Figure:
+    """The teacher's word error rate per vocal-to-accompaniment band (columns snr_band, wer)."""
+    fig = sns.catplot(wer_by_snr, x="snr_band", y="wer", kind="bar", height=3.2, aspect=1.6, color="#0173b2").figure
+    fig.axes[0].set(
+        xlabel="vocal-to-accompaniment ratio (dB)",
+        ylabel="word error rate",
+        title="Whisper WER on the generated corpus",
+    )
+    return fig
+
+
+@styled
 def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
     """Distribution of the rank of the first correct cover per system (columns set, system, R1)."""
     grid = sns.displot(
@@ -120,6 +180,7 @@ def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
     return grid.figure
 
 
+@styled
 def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
     """Per-track cosine between the LIVI audio embedding and text embeddings (columns set, target, cosine)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -129,15 +190,37 @@ def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def plot_runtime(runtime: pd.DataFrame) -> plt.Figure:
-    """Seconds per track, stacked preprocessing + model, per pipeline (columns pipeline, preprocessing_s, model_s)."""
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+@styled
+def plot_runtime(runtime: pd.DataFrame, parameters: dict[str, float]) -> plt.Figure:
+    """Fig. 3 (§5.5): seconds per track, preprocessing + model stacked with standard-deviation bars, per pipeline
+    (runtime: analysis.runtime_table), and trainable parameters per system (`parameters`: name → count)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [3, 2]})
     y = np.arange(len(runtime))
-    ax.barh(y, runtime["preprocessing_s"], label="preprocessing", color="#999999")
-    ax.barh(y, runtime["model_s"], left=runtime["preprocessing_s"], label="model", color="#0173b2")
-    ax.set_yticks(y, runtime["pipeline"])
-    ax.set(xlabel="seconds per track (CPU)", title="Inference time per track")
-    ax.legend(loc="lower right")
+    labels = runtime["set"] + ": " + runtime["pipeline"]
+    left.barh(
+        y,
+        runtime["preprocessing_s"],
+        xerr=runtime["preprocessing_std_s"],
+        label="preprocessing",
+        color="#999999",
+        capsize=3,
+    )
+    left.barh(
+        y,
+        runtime["model_s"],
+        left=runtime["preprocessing_s"],
+        xerr=runtime["model_std_s"],
+        label="model inference",
+        color="#0173b2",
+        capsize=3,
+    )
+    left.set_yticks(y, labels)
+    left.set(xlabel="seconds per track (mean ± std)", title="Inference time per track")
+    left.legend(loc="lower right")
+    names = list(parameters)
+    right.barh(np.arange(len(names)), [parameters[n] / 1e6 for n in names], color="#de8f05")
+    right.set_yticks(np.arange(len(names)), names)
+    right.set(xlabel="trainable parameters (millions)", title="Model size")
     fig.tight_layout()
     return fig
 

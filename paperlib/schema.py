@@ -16,8 +16,10 @@ MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunk
 """One row per input track, in input order (the teacher's manifest.csv and embed's OUT.manifest.csv)."""
 CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
 """The teacher's chunks.csv: chunk index from 0, exact sample times in seconds (samples / 16000)."""
-SYSTEMS = ("livi", "asr", "lyrics")
-"""Systems of an evaluation set (paperlib.systems): LIVI audio, the teacher's transcripts, ground-truth lyrics."""
+SYSTEMS = ("livi", "t_global", "asr", "whisper", "lyrics")
+"""Systems of an evaluation set (paperlib.systems), in the paper's Table 2 order: LIVI (audio), t_global (the
+whole transcript embedded once), asr = t_local (mean of the chunk transcripts' embeddings: the teacher's track
+targets), whisper (mean-pooled frozen encoder states, no training), lyrics (editorial lyrics, corpus only)."""
 TRACK_COLUMNS = ("id", "path", "split")
 """Least columns of a training track table (split: train | val | test)."""
 
@@ -53,6 +55,12 @@ def timings_path(runtime: str | Path, set_name: str | None, system: str) -> Path
     if system == "teacher" and set_name in (None, "demo"):
         return Path(runtime) / "teacher.csv"
     return Path(runtime) / set_name / f"{system}.csv"
+
+
+def teacher_dir(teacher: str | Path, embeddings: str | Path, set_name: str) -> Path:
+    """The teacher output that transcribed a set: the training teacher's for the demo (it transcribed the whole
+    corpus), else <embeddings>/<set>/teacher."""
+    return Path(teacher) if set_name == "demo" else Path(embeddings) / set_name / "teacher"
 
 
 def _relative_to(base: Path, path: str) -> str:

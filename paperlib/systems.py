@@ -13,14 +13,17 @@ track). Wall-clock seconds per track go to `<runtime>/<set>/livi.csv` and `<runt
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from paperlib import embed, io, teacher, vocals
+from paperlib import embed, io, offline, teacher, text, vocals
 from paperlib.config import Config, Vocals
-from paperlib.schema import SYSTEMS, read_table, read_tracks, timings_path
+from paperlib.schema import MANIFEST_COLUMNS, SYSTEMS, read_table, read_tracks, teacher_dir, timings_path
+
+log = logging.getLogger(__name__)
 
 
 def set_tracks(name: str, cfg: Config) -> pd.DataFrame:
@@ -36,7 +39,10 @@ def set_tracks(name: str, cfg: Config) -> pd.DataFrame:
 
 
 def embed_set(name: str, cfg: Config, model, feature_extractor, settings: Vocals) -> dict:
-    """Write every system's embeddings of set `name`; returns counts per system and status.
+    """Write every system's embeddings of set `name`; returns the audio found and the counts per system and status.
+
+    Tracks without audio stay in cliques.csv (path "") and lower every system's coverage; they are counted,
+    logged, and never stop the stage.
 
     settings: the checkpoint's vocal detection and chunking, used by LIVI and by the teacher baseline.
     """
@@ -44,59 +50,99 @@ def embed_set(name: str, cfg: Config, model, feature_extractor, settings: Vocals
     tracks = set_tracks(name, cfg)
     io.write_csv(tracks[["id", "clique", "path"]], out / "cliques.csv")
     present = tracks[tracks["path"] != ""]
+    audio = {"expected": len(tracks), "found": len(present), "missing": len(tracks) - len(present)}
+    if audio["missing"]:
+        log.warning(
+            "%s: no audio for %d of %d tracks (under %s)",
+            name,
+            audio["missing"],
+            len(tracks),
+            Path(cfg.evaluate.audio_root) / name,
+        )
     pairs = list(zip(present["id"], present["path"].map(Path)))
     detector = vocals.detector_for(settings, device=cfg.device)
-    manifest, vectors, _ = embed.embed_tracks(
+    embedded = embed.embed_tracks(
         pairs, model, feature_extractor, detector, settings, batch_size=cfg.evaluate.batch_size, device=cfg.device
     )
+    livi_timings = timings_path(cfg.paths.runtime, name, "livi")
     embed.write_outputs(
-        manifest, vectors, out / "livi.npz", out / "livi.manifest.csv", timings_path(cfg.paths.runtime, name, "livi")
+        embedded.manifest,
+        embedded.vectors,
+        out / "livi.npz",
+        out / "livi.manifest.csv",
+        livi_timings,
+        out / "livi.chunks.npz",
+        embedded.chunk_vectors,
     )
-    teacher_out = _transcribe_set(name, pairs, cfg, settings, out)
+    _save_system(out, "whisper", embedded.manifest, embedded.pooled)
+    teacher_out = _transcribe_set(name, pairs, cfg, settings)
     _subset_system(teacher_out / "manifest.csv", teacher_out / "text_embeddings.npz", present["id"], out, "asr")
+    embedder = text.TextEmbedder(offline.resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
+    _embed_global(teacher_out, present["id"], out, embedder)
     if "lyrics" in tracks:
-        _embed_lyrics(tracks, out, cfg)
-    return {
+        _embed_lyrics(tracks, out, embedder)
+    counts = {
         system: read_table(out / f"{system}.manifest.csv")["status"].value_counts().to_dict()
         for system in SYSTEMS
         if (out / f"{system}.manifest.csv").exists()
     }
+    return {"audio": audio} | counts
 
 
-def _transcribe_set(name: str, pairs: list, cfg: Config, settings: Vocals, out: Path) -> Path:
-    """The teacher's output folder for the set: the training teacher's for the demo (it transcribed the
-    whole corpus), else a fresh run of the teacher with the `asr:` settings under out/teacher."""
+def _transcribe_set(name: str, pairs: list, cfg: Config, settings: Vocals) -> Path:
+    """The teacher's output folder for the set (schema.teacher_dir): the training teacher's for the demo, else a
+    fresh run of the teacher with the `asr:` settings."""
+    out = teacher_dir(cfg.paths.teacher, cfg.paths.embeddings, name)
     if name == "demo":
-        return Path(cfg.paths.teacher)
+        return out
     detector, transcriber, embedder = teacher.load_teacher(cfg, settings)
-    teacher.run_teacher(
-        pairs,
-        out / "teacher",
-        detector,
-        transcriber,
-        embedder,
-        settings,
-        cfg.asr,
-        timings_path=timings_path(cfg.paths.runtime, name, "teacher"),
-    )
-    return out / "teacher"
+    timings = timings_path(cfg.paths.runtime, name, "teacher")
+    teacher.run_teacher(pairs, out, detector, transcriber, embedder, settings, cfg.asr, timings_path=timings)
+    return out
+
+
+def _subset_manifest(manifest_csv: Path, ids) -> pd.DataFrame:
+    """The teacher's manifest rows of `ids`, in that order; an id it never saw is an "error"."""
+    manifest = read_table(manifest_csv).set_index("id").reindex(list(ids)).reset_index()
+    manifest["status"] = manifest["status"].fillna("error")
+    return manifest
 
 
 def _subset_system(manifest_csv: Path, npz: Path, ids, out: Path, system: str) -> None:
-    manifest = read_table(manifest_csv).set_index("id").reindex(list(ids)).reset_index()
-    manifest["status"] = manifest["status"].fillna("error")
+    manifest = _subset_manifest(manifest_csv, ids)
     with np.load(npz) as archive:
         ok = [i for i in manifest.loc[manifest["status"] == "ok", "id"] if i in archive.files]
         io.save_npz(out / f"{system}.npz", {i: archive[i] for i in ok})
     io.write_csv(manifest, out / f"{system}.manifest.csv")
 
 
-def _embed_lyrics(tracks: pd.DataFrame, out: Path, cfg: Config) -> None:
-    """Ground-truth lyrics (whole text per track) through the same sentence encoder as the teacher."""
-    from paperlib import offline, text
+def _save_system(out: Path, system: str, manifest: pd.DataFrame, vectors: dict) -> None:
+    """<system>.npz (status "ok" ids, manifest order) and <system>.manifest.csv."""
+    io.save_npz(out / f"{system}.npz", {i: vectors[i] for i in manifest.loc[manifest["status"] == "ok", "id"]})
+    io.write_csv(manifest[MANIFEST_COLUMNS], out / f"{system}.manifest.csv")
 
+
+def _embed_global(teacher_out: Path, ids, out: Path, embedder) -> None:
+    """t_global (§5.4): a track's kept chunk transcripts joined in time order and embedded once; t_global.json
+    records how many of them the text model cut at its max_seq_length."""
+    manifest = _subset_manifest(teacher_out / "manifest.csv", ids)
+    chunks = read_table(teacher_out / "chunks.csv")
+    joined = chunks[chunks["kept"].astype(str).str.lower() == "true"].groupby("id", sort=False)["text"].agg(" ".join)
+    ok = manifest.loc[manifest["status"] == "ok", "id"].tolist()  # the teacher's "ok": at least one kept chunk
+    texts = [joined[i] for i in ok]
+    io.save_npz(out / "t_global.npz", dict(zip(ok, embedder.embed(texts))))
+    io.write_csv(manifest, out / "t_global.manifest.csv")
+    info = {
+        "max_seq_length": int(embedder.model.max_seq_length),
+        "tracks": len(ok),
+        "truncated": embedder.truncated(texts),
+    }
+    io.write_json(info, out / "t_global.json")
+
+
+def _embed_lyrics(tracks: pd.DataFrame, out: Path, embedder) -> None:
+    """Ground-truth lyrics (whole text per track) through the same sentence encoder as the teacher."""
     sung = tracks[tracks["lyrics"].fillna("").str.strip() != ""]
-    embedder = text.TextEmbedder(offline.resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
     io.save_npz(out / "lyrics.npz", dict(zip(sung["id"], embedder.embed(sung["lyrics"].tolist()))))
     status = np.where(tracks["id"].isin(sung["id"]), "ok", "instrumental")
     io.write_csv(

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from paperlib import asr, audio, io, text, vocals
 from paperlib.config import Asr, Config, Vocals
@@ -46,6 +46,18 @@ class TrackText(NamedTuple):
     vectors: np.ndarray  # chunk text embeddings [n, dim] (zero rows for dropped chunks)
     states: np.ndarray | None  # encoder states [n, 1500, width] float16 when kept
     track_vector: np.ndarray | None  # mean of the kept chunks' vectors; None: no lyrics transcribed
+
+
+def training_tracks(cfg: Config) -> pd.DataFrame:
+    """The tracks the teacher transcribes: those of train.data — none when a given checkpoint is evaluated
+    (train.checkpoint) and no set needs the corpus' transcripts (the demo set reuses them as its baseline)."""
+    from paperlib.schema import read_tracks
+
+    tracks = read_tracks(cfg.train.data, cfg.paths.corpus)
+    if cfg.train.checkpoint and "demo" not in cfg.evaluate.sets:
+        log.info("train.checkpoint is set: no training to transcribe for")
+        return tracks.iloc[:0]
+    return tracks
 
 
 def load_teacher(cfg: Config, vocal_settings: Vocals | None = None):

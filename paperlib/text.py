@@ -51,6 +51,13 @@ class TextEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    def truncated(self, texts: Sequence[str]) -> int:
+        """How many texts are longer than the model reads (max_seq_length tokens, special tokens included)."""
+        if len(texts) == 0:
+            return 0
+        lengths = [len(ids) for ids in self.model.tokenizer(list(texts))["input_ids"]]
+        return int(sum(n > self.model.max_seq_length for n in lengths))
+
 
 def track_vector(chunk_vectors: np.ndarray) -> np.ndarray:
     """Track target [d] = mean of the L2-normalised chunk vectors [n, d], re-normalised

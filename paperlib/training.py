@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from paperlib.checkpoint import save_checkpoint
 from paperlib.config import MONITORS, Config, HeadConfig, Train
@@ -73,13 +73,23 @@ def _deterministic(enabled: bool):
         torch.use_deterministic_algorithms(previous)
 
 
+def _batches(loader: DataLoader, desc: str):
+    """The loader's batches behind a progress bar that is only told counts: a bar that takes the loader itself
+    may call iter() on it again (tqdm.auto's asyncio variant does), and every DataLoader iterator draws from the
+    loader's generator, which would change the shuffles."""
+    with tqdm(total=len(loader), desc=desc, unit="batch") as bar:
+        for batch in loader:
+            yield batch
+            bar.update()
+
+
 @torch.no_grad()
 def encode_frames(
     model: LiviModel, features, batch_size: int, device, num_workers: int = 0, desc: str = "frames"
 ) -> torch.Tensor:
     """Frozen encoder states of all features, float16 on the CPU: [n, 1500, width]."""
     loader = DataLoader(features, batch_size=batch_size, num_workers=num_workers)
-    parts = [model.frames(batch.to(device)).to("cpu", torch.float16) for batch in tqdm(loader, desc=desc, unit="batch")]
+    parts = [model.frames(batch.to(device)).to("cpu", torch.float16) for batch in _batches(loader, desc)]
     if parts:
         return torch.cat(parts)
     return torch.zeros(0, model.encoder.config.max_source_positions, model.encoder.config.d_model, dtype=torch.float16)
@@ -287,7 +297,7 @@ def _fit(
     for epoch in range(1, cfg.epochs + 1):
         if stop:
             break
-        for inputs, targets in tqdm(loader, desc=f"epoch {epoch}", unit="batch"):
+        for inputs, targets in _batches(loader, f"epoch {epoch}"):
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             record = _step(model, optimizer, schedule, inputs, targets, train_split.cached, cfg.alpha)
             step += 1

@@ -74,3 +74,53 @@ def minilm_embedder(minilm):
     from paperlib.text import TextEmbedder
 
     return TextEmbedder(str(minilm))
+
+
+@pytest.fixture(scope="session")
+def tiny_demucs_repo(tmp_path_factory):
+    """A local demucs repo holding a tiny RANDOMLY INITIALISED HTDemucs (seed 0), saved the way
+    demucs publishes models: a checksummed <sig>-<sha>.th package plus a bag .yaml, like htdemucs."""
+    import torch
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import save_with_checksum, serialize_model
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(0)
+    model = HTDemucs(
+        sources=["drums", "bass", "other", "vocals"], channels=4, t_layers=1, t_heads=1, dconv_comp=4, segment=4
+    )
+    repo = tmp_path_factory.mktemp("demucs_repo")
+    save_with_checksum(serialize_model(model, OmegaConf.create({})), repo / "0000tiny.th")
+    (repo / "tiny_htdemucs.yaml").write_text("models: ['0000tiny']\n")
+    return repo
+
+
+# --------------------------------------------------------------------------- the pipeline in a copy
+def run_in(cmd: list[str], cwd):
+    """Run a command with this interpreter's scripts first on PATH; fail the test with its output tail."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def copy_repo(dest):
+    """The repository's files (tracked and untracked-not-ignored, results/ left out) in `dest`, a git repo."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root, dest = Path(__file__).parents[1], Path(dest)
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        if (root / name).is_file() and not name.startswith("results/"):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    run_in(["git", "init", "-q"], dest)
+    return dest

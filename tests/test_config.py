@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from paperlib import config
@@ -64,8 +65,8 @@ def test_dotted_overrides_are_parsed_as_yaml(item, section, key, value):
 
 def test_top_level_overrides_and_space_separated_string_form():
     """One string of overrides is split like a shell line (quotes keep spaces), as papermill passes them."""
-    cfg = config.load(None, "seed=3 device=cuda train.epochs=2 'models.whisper=/models/my whisper'")
-    assert (cfg.seed, cfg.device, cfg.train.epochs, cfg.models.whisper) == (3, "cuda", 2, "/models/my whisper")
+    cfg = config.load(None, "seed=3 device=mps train.epochs=2 'models.whisper=/models/my whisper'")
+    assert (cfg.seed, cfg.device, cfg.train.epochs, cfg.models.whisper) == (3, "mps", 2, "/models/my whisper")
 
 
 def test_overrides_apply_on_top_of_the_file():
@@ -136,7 +137,7 @@ def test_defaults_are_the_papers():
     train = Train()
     assert (train.epochs, train.batch_size, train.lr, train.warmup_steps) == (3, 128, 1e-4, 10_000)
     assert (train.betas, train.weight_decay, train.alpha, train.monitor) == ((0.9, 0.98), 0.01, 0.5, "val_cosine")
-    assert (train.hidden, train.num_heads, train.layer_scale_init) == ((3072, 2048, 2048, 1536), 8, 1e-4)
+    assert (train.hidden, train.num_heads, train.layer_scale_init) == ((3072, 2048, 2048, 1536), 1, 1e-4)
     assert Models() == Models("openai/whisper-large-v3-turbo", "Alibaba-NLP/gte-multilingual-base")
     assert (Vocals().detector, Vocals().detector_model, Vocals().chunk_s, Vocals().max_pad_s) == (
         "demucs",
@@ -159,7 +160,8 @@ def test_paper_profile_sets_the_default_settings(tmp_path):
     apply_profile(params, ROOT / "profiles/paper.yaml")
     cfg = config.load(params)
     assert (cfg.models, cfg.vocals, cfg.asr, cfg.evaluate) == (Models(), Vocals(), Asr(), Evaluate())
-    assert cfg.train == dataclasses.replace(Train(), data="data/discogs_vi_train.csv") and cfg.device == "cuda"
+    assert cfg.train == dataclasses.replace(Train(), data="data/discogs_vi_train.csv")
+    assert cfg.device == config.available_device("cuda")
 
 
 def test_settings_are_frozen():
@@ -210,3 +212,9 @@ def test_vocals_chunking_gives_the_keyword_arguments_of_vocal_chunks():
     chunking = Vocals(threshold=0.3, max_pad_s=5.0).chunking()
     assert set(chunking) == set(inspect.signature(vocal_chunks).parameters) - {"wave", "detector"}
     assert chunking == {"threshold": 0.3, "min_mean_vocalness": 0.5, "chunk_s": 30.0, "max_pad_s": 5.0}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a machine without CUDA")
+def test_cuda_falls_back_to_the_cpu_with_a_warning():
+    with pytest.warns(UserWarning, match="CUDA is not available: running on the CPU"):
+        assert config.load(None, ["device=cuda"]).device == "cpu"

@@ -88,7 +88,7 @@ def inputs(tmp_path_factory):
 
 def test_one_row_per_input_and_vectors_of_ok_tracks_only(inputs, model, checkpoint):
     feature_extractor = load_feature_extractor(checkpoint)
-    manifest, vectors, chunks = embed_tracks(
+    manifest, vectors, chunks, _ = embed_tracks(
         inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS, batch_size=1
     )
     assert list(manifest.columns) == MANIFEST_COLUMNS + TIMING_COLUMNS
@@ -126,11 +126,23 @@ def test_one_row_per_input_and_vectors_of_ok_tracks_only(inputs, model, checkpoi
     assert quiet["t_decode_s"] > 0 and quiet["t_detect_s"] > 0 and np.isnan(quiet["t_model_s"])
 
 
+def test_whisper_baseline_is_the_mean_of_the_frozen_encoder_states(inputs, model, checkpoint):
+    """The no-training ablation (Table 2's Whisper mean-pool): per chunk the mean of the 1500 encoder states,
+    per track the re-normalised mean of those (unit) vectors — from the same encoder pass as LIVI."""
+    feature_extractor = load_feature_extractor(checkpoint)
+    embedded = embed_tracks(inputs[:1], model, feature_extractor, EnergyDetector(), TEACHER_VOCALS)
+    features = log_mel(feature_extractor, vocal_chunks(load_audio(inputs[0][1]), EnergyDetector()).chunks)
+    with torch.no_grad():
+        states = model.encoder(features).last_hidden_state  # [2, 1500, 32]
+    np.testing.assert_allclose(embedded.pooled["song"], track_embedding(states.mean(dim=1).numpy()), atol=1e-5)
+    assert embedded.pooled["song"].shape == (32,) and set(embedded.pooled) == {"song"}
+
+
 def test_outputs_are_atomic_files_and_reproducible(inputs, model, checkpoint, tmp_path):
     feature_extractor = load_feature_extractor(checkpoint)
     written = []
     for run in ("a", "b"):
-        manifest, vectors, chunks = embed_tracks(inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS)
+        manifest, vectors, chunks, _ = embed_tracks(inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS)
         paths = write_outputs(
             manifest,
             vectors,
@@ -172,7 +184,7 @@ def test_embedding_never_transcribes(inputs, model, checkpoint, monkeypatch):
     monkeypatch.setattr(paperlib.asr.Transcriber, "transcribe", forbidden)
     monkeypatch.setattr(transformers.WhisperForConditionalGeneration, "generate", forbidden)
     monkeypatch.setattr(sentence_transformers.SentenceTransformer, "encode", forbidden)
-    manifest, vectors, _ = embed_tracks(
+    manifest, vectors, _, _ = embed_tracks(
         inputs[:2], model, load_feature_extractor(checkpoint), EnergyDetector(), TEACHER_VOCALS
     )
     assert list(manifest["status"]) == ["ok", "instrumental"] and list(vectors) == ["song"]
@@ -256,7 +268,9 @@ def test_checkpoint_records_the_teachers_vocal_settings(checkpoint):
 def test_vocal_chunking_settings_are_applied(inputs, model, checkpoint):
     """embed_tracks chunks with the given Vocals: a mean-vocalness bar above the tone's rejects it."""
     strict = Vocals(detector="silero", min_mean_vocalness=1.01)
-    manifest, vectors, _ = embed_tracks(inputs[:1], model, load_feature_extractor(checkpoint), EnergyDetector(), strict)
+    manifest, vectors, _, _ = embed_tracks(
+        inputs[:1], model, load_feature_extractor(checkpoint), EnergyDetector(), strict
+    )
     assert list(manifest["status"]) == ["instrumental"] and vectors == {}
     assert manifest.loc[0, "reason"].startswith("mean vocalness")
 

@@ -54,7 +54,7 @@ def test_runtime_table_by_hand(tmp_path):
     )
     table = analysis.runtime_table(cfg).set_index("pipeline")
     assert table.loc["LIVI (audio)", ["tracks", "preprocessing_s", "model_s", "total_s"]].tolist() == [2, 3.0, 3.0, 6.0]
-    assert table.loc["ASR lyrics (teacher)", ["tracks", "preprocessing_s", "model_s", "total_s"]].tolist() == [
+    assert table.loc["Transcription (teacher)", ["tracks", "preprocessing_s", "model_s", "total_s"]].tolist() == [
         1,
         2.0,
         6.0,

@@ -4,14 +4,12 @@ Runs the real pipeline (papermill notebooks, real offline models) in a copy of t
 with a small overlay of params.yaml (tiny corpus, a few epochs). Minutes, not seconds.
 """
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_repo, run_in
 
 ROOT = Path(__file__).parents[1]
 TINY = """\
@@ -27,27 +25,12 @@ train:
 pytestmark = pytest.mark.slow
 
 
-def run(cmd, cwd):
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("repo")
-    tracked = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in tracked:
-        if (ROOT / name).is_file() and not name.startswith("results/"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
-    run(["git", "init", "-q"], repo)
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
     (repo / "tiny.yaml").write_text(TINY)
-    run([sys.executable, "-m", "paperlib.cli", "profile", "tiny.yaml"], repo)
-    first = run(["dvc", "repro"], repo)
+    run_in([sys.executable, "-m", "paperlib.cli", "profile", "tiny.yaml"], repo)
+    first = run_in(["dvc", "repro"], repo)
     return repo, first
 
 
@@ -55,12 +38,18 @@ def test_results_table_has_every_system_in_range(pipeline):
     repo, _ = pipeline
     table = pd.read_csv(repo / "results/evaluation/results.csv")
     assert list(table.columns) == ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
-    assert table["set"].tolist() == ["demo"] * 3
-    assert table["system"].tolist() == ["LIVI (audio)", "ASR lyrics (teacher)", "Ground-truth lyrics"]
+    assert table["set"].tolist() == ["demo"] * 5
+    assert table["system"].tolist() == [
+        "LIVI (audio)",
+        "t_global (transcript)",
+        "t_local (transcript chunks)",
+        "Whisper mean-pool",
+        "Editorial lyrics",
+    ]
     for column in ("MAP", "MAP10", "HR1", "HR10", "NAR"):
         assert table[column].between(0, 1).all(), column
     assert (table["MR1"] >= 1).all() and (table["queries"] > 0).all()
-    lyrics = table.set_index("system").loc["Ground-truth lyrics"]
+    lyrics = table.set_index("system").loc["Editorial lyrics"]
     assert lyrics["MAP"] > 0.5  # exact lyrics of the versions of a work are close to each other
     for name in (
         "teacher/quality.json",
@@ -70,6 +59,12 @@ def test_results_table_has_every_system_in_range(pipeline):
         "report/audio_text_cosine.png",
         "report/environment.json",
         "runtime/runtime.csv",
+        "runtime/fig3_runtime.png",
+        "paper/table2.csv",
+        "paper/table2.md",
+        "paper/table2.tex",
+        "paper/table2_published.md",
+        "paper/section5_3.csv",
     ):
         assert (repo / "results" / name).stat().st_size > 0, name
     assert (repo / "notebooks/executed/06_evaluate.ipynb").exists()
@@ -77,13 +72,13 @@ def test_results_table_has_every_system_in_range(pipeline):
 
 def test_nothing_to_do_on_a_second_repro(pipeline):
     repo, _ = pipeline
-    status = run(["dvc", "status"], repo)
+    status = run_in(["dvc", "status"], repo)
     assert "Data and pipelines are up to date" in status.stdout
 
 
 def test_rerun_is_byte_identical(pipeline):
     repo, _ = pipeline
-    proc = run(["paperlib", "check-determinism"], repo)
+    proc = run_in(["paperlib", "check-determinism"], repo)
     assert " 0 differ" in proc.stderr
 
 
@@ -92,7 +87,7 @@ def test_evaluation_parameter_reruns_only_evaluation(pipeline):
     params = (repo / "params.yaml").read_text()
     try:
         (repo / "params.yaml").write_text(params.replace("block_size: 2048", "block_size: 256"))
-        status = run(["dvc", "status"], repo).stdout
+        status = run_in(["dvc", "status"], repo).stdout
         changed = {line.strip().rstrip(":") for line in status.splitlines() if line and not line.startswith("\t")}
         assert "evaluate" in changed
         assert not changed & {"models", "corpus", "teacher", "train", "embed"}

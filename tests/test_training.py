@@ -404,3 +404,16 @@ def test_train_cli_rejects_unknown_settings(capsys):
     assert main(["train", "--set", "train.epoch=3"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "train.epoch is not a setting" in err
+
+
+def test_the_progress_bar_does_not_change_training(pairs, encoder, tmp_path, monkeypatch):
+    """tqdm's asyncio flavour (tqdm.auto) calls iter() on what it wraps, and each DataLoader iterator draws from
+    the loader's generator: the loop must give the same run whichever bar is in use."""
+    from tqdm.asyncio import tqdm_asyncio
+
+    import paperlib.training
+
+    train(config(epochs=3), pairs, encoder, tmp_path / "std", head_config=HEAD)
+    monkeypatch.setattr(paperlib.training, "tqdm", tqdm_asyncio)
+    train(config(epochs=3), pairs, encoder, tmp_path / "asyncio", head_config=HEAD)
+    assert (tmp_path / "std/train_log.csv").read_bytes() == (tmp_path / "asyncio/train_log.csv").read_bytes()

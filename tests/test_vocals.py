@@ -210,25 +210,6 @@ def test_silero_engines_agree(silero, speech):
 
 # --------------------------------------------------------------------------- Demucs, random tiny model
 @pytest.fixture(scope="module")
-def tiny_demucs_repo(tmp_path_factory):
-    """A local demucs repo holding a tiny RANDOMLY INITIALISED HTDemucs (seed 0), saved the way
-    demucs publishes models: a checksummed <sig>-<sha>.th package plus a bag .yaml, like htdemucs."""
-    import torch
-    from demucs.htdemucs import HTDemucs
-    from demucs.states import save_with_checksum, serialize_model
-    from omegaconf import OmegaConf
-
-    torch.manual_seed(0)
-    model = HTDemucs(
-        sources=["drums", "bass", "other", "vocals"], channels=4, t_layers=1, t_heads=1, dconv_comp=4, segment=4
-    )
-    repo = tmp_path_factory.mktemp("demucs_repo")
-    save_with_checksum(serialize_model(model, OmegaConf.create({})), repo / "0000tiny.th")
-    (repo / "tiny_htdemucs.yaml").write_text("models: ['0000tiny']\n")
-    return repo
-
-
-@pytest.fixture(scope="module")
 def demucs(tiny_demucs_repo):
     return make_detector("demucs", model="tiny_htdemucs", repo=tiny_demucs_repo)
 
