@@ -355,30 +355,34 @@ def _add_embed(sub) -> None:
 
 
 def _run_embed(args) -> int:
-    from paperlib import checkpoint, config, embed, offline, vocals
+    from paperlib import embed
 
     cfg = _settings(args)
+    tracks = _list_audio(args.audio)
+    inference = _inference(args, cfg)
+    manifest, vectors, chunk_vectors = inference.embed(tracks)
+    embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
+    _print_counts(manifest, args.out)
+    return 0
+
+
+def _inference(args, cfg):
+    """paperlib.embed.Inference of args.model: its vocal settings with the `vocals.*` overrides applied."""
+    from paperlib import checkpoint, config, embed, offline
+
     try:
         trained = checkpoint.vocal_settings(args.model)
         settings = config.build(config.Vocals, _vocal_overrides(config.to_dict(trained), args.overrides))
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    tracks = _list_audio(args.audio)
     try:
-        detector = vocals.detector_for(settings, device=cfg.device)
-    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
-        raise UserError(f"cannot load the {settings.detector} vocal detector: {type(exc).__name__}: {exc}") from None
-    try:
-        model = checkpoint.load_checkpoint(args.model, cfg.paths.models)
-        feature_extractor = checkpoint.load_feature_extractor(args.model)
+        return embed.load_inference(args.model, cfg, settings)
     except (offline.ModelUnavailableError, OSError) as exc:
         raise UserError(str(exc)) from None
-    manifest, vectors, chunk_vectors = embed.embed_tracks(
-        tracks, model, feature_extractor, detector, settings, cfg.evaluate.batch_size, cfg.device
-    )
-    embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
-    _print_counts(manifest, args.out)
-    return 0
+    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
+        raise UserError(
+            f"cannot load {args.model} or the {settings.detector} vocal detector: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _vocal_overrides(trained: dict, overrides: list[str]) -> dict:
