@@ -426,14 +426,13 @@ def _add_index(sub) -> None:
 
 
 def _run_index(args) -> int:
-    from paperlib.retrieval import CoverIndex, RetrievalError
+    from paperlib.retrieval import CoverIndex, RetrievalError, read_catalogue
 
     try:
         if args.action == "info":
             print(json.dumps(CoverIndex.load(args.index).info()))
             return 0
-        ids, vectors = _read_vectors(args.embeddings)
-        paths = _manifest_paths(args.manifest, args.embeddings, ids)
+        ids, vectors, paths = read_catalogue(args.embeddings, args.manifest)
         if args.action == "build":
             index = CoverIndex.build(ids, vectors, args.factory, paths, args.search_params)
             replaced, target = 0, args.out
@@ -447,44 +446,14 @@ def _run_index(args) -> int:
     return 0
 
 
-def _read_vectors(path) -> tuple[list[str], object]:
+def _read_vectors(path) -> tuple[list, object]:
     """(ids in file order, [n, d] unit vectors) of an embeddings npz; UserError with one line."""
-    import numpy as np
-
-    from paperlib import metrics
+    from paperlib.retrieval import RetrievalError, read_vectors
 
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            ids = list(archive.files)
-    except FileNotFoundError:
-        raise UserError(f"embeddings file not found: {path}") from None
-    except Exception as exc:  # zipfile/format errors: not an npz we can read
-        raise UserError(f"embeddings file {path} is not a readable .npz ({type(exc).__name__})") from None
-    try:
-        return ids, metrics.read_embeddings(path, ids)
-    except ValueError as exc:
+        return read_vectors(path)
+    except RetrievalError as exc:
         raise UserError(str(exc)) from None
-
-
-def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
-    """Audio path of each id from the embeddings' manifest ("" where it names none); None without one."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    path = Path(manifest or Path(embeddings).with_suffix(".manifest.csv"))
-    if not path.is_file():
-        if manifest:
-            raise UserError(f"manifest not found: {manifest}")
-        return None
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise UserError(f"manifest {path} is not a readable CSV ({exc})") from None
-    if not {"id", "path"} <= set(table.columns):
-        raise UserError(f"manifest {path} lacks column(s) id, path")
-    known = dict(zip(table["id"], table["path"]))
-    return [known.get(i, "") for i in ids]
 
 
 # --------------------------------------------------------------------------- search
@@ -509,6 +478,7 @@ def _add_search(sub) -> None:
 
 
 def _run_search(args) -> int:
+    from paperlib import search
     from paperlib.retrieval import RetrievalError, check_vectors
 
     if bool(args.embeddings) == bool(args.audio):
@@ -520,20 +490,18 @@ def _run_search(args) -> int:
     if args.k < 1:
         raise UserError(f"-k must be at least 1, got {args.k}")
     index = _load_index(args.index)
-    queries, statuses = _queries(args, index)
-    found = {}
-    if queries:
-        try:
-            vectors = check_vectors(list(queries.values()), list(queries), index.dim, "query")
-            hits = index.search_ids(vectors, args.k, query_ids=list(queries), min_score=args.min_score)
-        except RetrievalError as exc:
-            raise UserError(str(exc)) from None
-        found = dict(zip(queries, hits))
-    for query, status in statuses.items():
-        line = {"query": query} | ({} if status is None else {"status": status["status"]})
-        if status and status.get("reason"):
-            line["reason"] = status["reason"]
-        line["hits"] = [{"id": i, "score": round(s, 6)} for i, s in found.get(query, [])]
+    try:
+        if args.embeddings:
+            ids, vectors = _embedded_queries(args)
+            check_vectors(vectors, ids, index.dim, "query")
+            lines = search.results(ids, index.search_ids(vectors, args.k, ids, args.min_score))
+        else:
+            tracks = _list_audio(args.audio)
+            inference = _inference(args, _settings(args))
+            lines = search.search_audio(index, inference, tracks, args.k, args.min_score)
+    except RetrievalError as exc:
+        raise UserError(str(exc)) from None
+    for line in lines:
         print(json.dumps(line))
     return 0
 
@@ -550,28 +518,15 @@ def _load_index(path):
     return index
 
 
-def _queries(args, index) -> tuple[dict, dict]:
-    """(query id -> vector for the queries to search, query id -> None | {status, reason} for every query,
-    in input order)."""
-    if args.embeddings:
-        ids, vectors = _read_vectors(args.embeddings)
-        chosen = args.ids or ids
-        unknown = [i for i in chosen if i not in ids]
-        if unknown:
-            raise UserError(f"unknown id(s) {', '.join(map(repr, unknown[:5]))}: not in {args.embeddings}")
-        rows = {i: n for n, i in enumerate(ids)}
-        return {i: vectors[rows[i]] for i in chosen}, dict.fromkeys(chosen)
-    cfg = _settings(args)
-    tracks = _list_audio(args.audio)
-    inference = _inference(args, cfg)
-    if inference.dim != index.dim:
-        raise UserError(f"{args.model} embeds {inference.dim}-d vectors, the index holds {index.dim}-d ones")
-    manifest, vectors, _ = inference.embed(tracks)
-    statuses = {
-        r.id: {"status": r.status, "reason": r.reason if isinstance(r.reason, str) else ""}
-        for r in manifest.itertuples()
-    }
-    return {i: vectors[i] for i in manifest["id"] if i in vectors}, statuses
+def _embedded_queries(args) -> tuple[list[str], object]:
+    """(query ids, their unit vectors): every id of --embeddings, or those --ids names."""
+    ids, vectors = _read_vectors(args.embeddings)
+    chosen = args.ids or ids
+    unknown = [i for i in chosen if i not in ids]
+    if unknown:
+        raise UserError(f"unknown id(s) {', '.join(map(repr, unknown[:5]))}: not in {args.embeddings}")
+    rows = {i: n for n, i in enumerate(ids)}
+    return chosen, vectors[[rows[i] for i in chosen]]
 
 
 # --------------------------------------------------------------------------- calibrate, compare

@@ -280,3 +280,45 @@ def _default_params(index) -> str:
     if isinstance(index, faiss.IndexHNSW):
         return DEFAULT_SEARCH_PARAMS["HNSW"]
     return ""
+
+
+def read_vectors(embeddings: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """(ids in file order, unit vectors [n, d]) of an embeddings npz: id -> vector, or id -> chunk vectors
+    [n, d] (pooled as paperlib.model.track_embedding). RetrievalError with one line."""
+    from paperlib.metrics import read_embeddings
+
+    try:
+        with np.load(embeddings, allow_pickle=False) as archive:
+            ids = list(archive.files)
+        return ids, read_embeddings(embeddings, ids)
+    except FileNotFoundError:
+        raise RetrievalError(f"embeddings file not found: {embeddings}") from None
+    except ValueError as exc:
+        raise RetrievalError(str(exc).splitlines()[0]) from None
+    except Exception as exc:  # zipfile/format errors: not an npz we can read
+        raise RetrievalError(f"embeddings file {embeddings} is not a readable .npz ({type(exc).__name__})") from None
+
+
+def read_catalogue(embeddings: str | os.PathLike, manifest: str | os.PathLike | None = None):
+    """`read_vectors` and the audio path of each id (or None): from `manifest` (a CSV with id,path; default:
+    the npz with suffix .manifest.csv, as `paperlib embed` writes it, when present); "" for ids it lacks."""
+    ids, vectors = read_vectors(embeddings)
+    return ids, vectors, _manifest_paths(manifest, embeddings, ids)
+
+
+def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
+    import pandas as pd
+
+    path = Path(manifest or Path(embeddings).with_suffix(".manifest.csv"))
+    if not path.is_file():
+        if manifest:
+            raise RetrievalError(f"manifest not found: {manifest}")
+        return None
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise RetrievalError(f"manifest {path} is not a readable CSV ({type(exc).__name__})") from None
+    if not {"id", "path"} <= set(table.columns):
+        raise RetrievalError(f"manifest {path} lacks column(s) id, path")
+    known = dict(zip(table["id"], table["path"]))
+    return [known.get(i, "") for i in ids]
