@@ -345,3 +345,45 @@ def test_audio_queries_take_the_livi_path(checkpoint, audio, tmp_path, capsys):
     one_error_line(
         capsys, "search", tmp_path / "d4.index", files[0], "--model", checkpoint, *settings, expected="8-d vectors"
     )
+
+
+def test_training_calibrates_on_the_validation_tracks(checkpoint, speak, tmp_path):
+    """calibrate_checkpoint embeds the val split's audio with the checkpoint and stores the F1-best threshold:
+    two works, each sung twice by the same voice (identical audio, cosine 1), train tracks ignored."""
+    from paperlib.calibration import calibrate_checkpoint
+    from paperlib.config import load
+
+    lines = {"a": "The quick brown fox jumps over the lazy dog.", "b": "She sells sea shells by the sea shore today."}
+    rows = []
+    for work, text in lines.items():
+        wave = speak(text)
+        for version in range(2):
+            path = tmp_path / f"{work}{version}.wav"
+            sf.write(path, wave, SAMPLE_RATE)
+            rows.append({"id": f"{work}{version}", "path": str(path), "split": "val", "work": work})
+    rows.append({"id": "t", "path": str(tmp_path / "missing.wav"), "split": "train", "work": "c"})
+    model = tmp_path / "ckpt"
+    model.mkdir()
+    for f in checkpoint.iterdir():
+        (model / f.name).write_bytes(f.read_bytes())
+    cfg = load(None, [f"paths.checkpoint={model}", f"paths.models={tmp_path}"])
+    tracks = pd.DataFrame(rows)
+    assert calibrate_checkpoint(cfg, tracks.drop(columns="work")) is None  # no labels: nothing stored
+    result = calibrate_checkpoint(cfg, tracks)
+    assert read_threshold(model) == result
+    assert (result["tracks"], result["works"], result["same_pairs"], result["different_pairs"]) == (4, 2, 2, 4)
+    assert result["precision"] == result["recall"] == 1.0 and result["value"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_hits_table_names_verdict_truth_and_audio(catalogue):
+    from paperlib.search import hits_table, results
+
+    _, ids, base, _ = catalogue
+    index = CoverIndex.build(ids[:3], base[:3], paths=["a.wav", "", "c.wav"])
+    (result,) = results(["t000"], [[("t002", 0.9), ("t001", 0.4)]])
+    table = hits_table(result, index, threshold=0.5, cliques={"t000": "w", "t002": "w"})
+    assert table.to_dict("records") == [
+        {"rank": 1, "id": "t002", "cosine": 0.9, "verdict": "same work", "same_work": True, "path": "c.wav"},
+        {"rank": 2, "id": "t001", "cosine": 0.4, "verdict": "different work", "same_work": None, "path": ""},
+    ]
+    assert list(hits_table(result, index).columns) == ["rank", "id", "cosine", "path"]
