@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -489,6 +490,8 @@ def _run_search(args) -> int:
         raise UserError("--ids selects queries of --embeddings")
     if args.k < 1:
         raise UserError(f"-k must be at least 1, got {args.k}")
+    if args.min_score is not None and not math.isfinite(args.min_score):
+        raise UserError(f"--min-score must be a number, got {args.min_score}")
     index = _load_index(args.index)
     try:
         if args.embeddings:

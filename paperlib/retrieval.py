@@ -162,7 +162,8 @@ class CoverIndex:
         progress: bool = False,
         exclude: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores [Q, k] float32, row indices [Q, k] int64), best first; -1 / -inf where fewer than k.
+        """Top-k (scores [Q, k] float32, row indices [Q, k] int64), best first; -1 / -inf where fewer than k
+        (k is capped at the number of live tracks).
 
         Retired rows are skipped; exclude: one row per query never to return (its own row, or -1).
         """
@@ -170,7 +171,7 @@ class CoverIndex:
             raise RetrievalError("the index has no tracks")
         x = check_vectors(queries, [f"query {n}" for n in range(len(queries))], self.dim, "query")
         exclude = np.full(len(x), -1, np.int64) if exclude is None else np.asarray(exclude, np.int64)
-        k = max(1, int(k))
+        k = max(1, min(int(k), len(self)))
         fetch = min(k + int((~self.live).sum()) + int((exclude >= 0).any()), self.index.ntotal)
         scores = np.full((len(x), k), -np.inf, dtype=np.float32)
         rows = np.full((len(x), k), -1, dtype=np.int64)

@@ -98,6 +98,9 @@ def test_a_query_in_the_index_is_not_its_own_hit(catalogue):
     (hits,) = index.search_ids(base[7:8], k=5, query_ids=["t007"])
     expected = [ids[r] for r in brute_force(base, base[7:8], 6)[1][0] if r != 7][:5]
     assert [i for i, _ in hits] == expected
+    small = CoverIndex.build(ids[:5], base[:5])  # k is capped at the tracks there are; the query's own row is -1
+    scores, rows = small.search(base[:1], k=10**9, exclude=[0])
+    assert rows.tolist() == [[*brute_force(base[:5], base[:1], 5)[1][0][1:].tolist(), -1]] and scores[0, -1] == -np.inf
 
 
 def test_save_load_keeps_ids_paths_and_retired_rows(catalogue, tmp_path):
@@ -202,6 +205,7 @@ def test_bad_inputs_are_one_line_and_exit_2(catalogue, built, tmp_path, capsys):
         capsys, "index", "build", folder / "q.npz", "--out", tmp_path / "f", "--factory", "Bogus", expected=""
     )
     one_error_line(capsys, "search", built, expected="give either --embeddings")
+    one_error_line(capsys, "search", built, *q, "--min-score", "nan", expected="--min-score must be a number")
     assert not (tmp_path / "n").exists() and not (tmp_path / "f").exists()
 
 
