@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -370,30 +371,34 @@ def _add_embed(sub) -> None:
 
 
 def _run_embed(args) -> int:
-    from paperlib import checkpoint, config, embed, offline, vocals
+    from paperlib import embed
 
     cfg = _settings(args)
+    tracks = _list_audio(args.audio)
+    inference = _inference(args, cfg)
+    manifest, vectors, chunk_vectors, _ = inference.embed(tracks)
+    embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
+    _print_counts(manifest, args.out)
+    return 0
+
+
+def _inference(args, cfg):
+    """paperlib.embed.Inference of args.model: its vocal settings with the `vocals.*` overrides applied."""
+    from paperlib import checkpoint, config, embed, offline
+
     try:
         trained = checkpoint.vocal_settings(args.model)
         settings = config.build(config.Vocals, _vocal_overrides(config.to_dict(trained), args.overrides))
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    tracks = _list_audio(args.audio)
     try:
-        detector = vocals.detector_for(settings, device=cfg.device)
-    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
-        raise UserError(f"cannot load the {settings.detector} vocal detector: {type(exc).__name__}: {exc}") from None
-    try:
-        model = checkpoint.load_checkpoint(args.model, cfg.paths.models)
-        feature_extractor = checkpoint.load_feature_extractor(args.model)
+        return embed.load_inference(args.model, cfg, settings)
     except (offline.ModelUnavailableError, OSError) as exc:
         raise UserError(str(exc)) from None
-    manifest, vectors, chunk_vectors, _ = embed.embed_tracks(
-        tracks, model, feature_extractor, detector, settings, cfg.evaluate.batch_size, cfg.device
-    )
-    embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
-    _print_counts(manifest, args.out)
-    return 0
+    except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
+        raise UserError(
+            f"cannot load {args.model} or the {settings.detector} vocal detector: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _vocal_overrides(trained: dict, overrides: list[str]) -> dict:
@@ -445,6 +450,219 @@ def _run_import(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- index
+def _add_index(sub) -> None:
+    p = sub.add_parser(
+        "index",
+        help="a searchable faiss index of your catalogue's embeddings (build, add, info)",
+        description="An index file holds the faiss index, the track ids and, when the embeddings' manifest "
+        "(EMBEDDINGS.manifest.csv, as `paperlib embed` writes it) names them, the audio paths. Written atomically.",
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="index an embeddings npz (id -> vector) of `paperlib embed`")
+    build.add_argument("embeddings", help="npz: track id -> vector, or id -> (chunks, dim) array")
+    build.add_argument("--out", required=True, help="index file to write")
+    build.add_argument(
+        "--factory", default="Flat", help="faiss index_factory string (default Flat: exact); e.g. IVF1024,PQ96x4fs"
+    )
+    build.add_argument(
+        "--search-params", default="", help="faiss search parameters, e.g. nprobe=32 (default: nprobe=16 / efSearch=64)"
+    )
+    build.add_argument("--manifest", help="csv with id,path (default: EMBEDDINGS with suffix .manifest.csv, if any)")
+    add = actions.add_parser("add", help="add tracks to an index without rebuilding it")
+    add.add_argument("index", help="index file (rewritten)")
+    add.add_argument("embeddings", help="npz of the new tracks")
+    add.add_argument("--replace", action="store_true", help="re-added ids replace their old vectors (else an error)")
+    add.add_argument("--manifest", help="csv with id,path (default: EMBEDDINGS with suffix .manifest.csv, if any)")
+    info = actions.add_parser("info", help="print what an index holds (JSON)")
+    info.add_argument("index", help="index file")
+    p.set_defaults(run=_run_index)
+
+
+def _run_index(args) -> int:
+    from paperlib.retrieval import CoverIndex, RetrievalError, read_catalogue
+
+    try:
+        if args.action == "info":
+            print(json.dumps(CoverIndex.load(args.index).info()))
+            return 0
+        ids, vectors, paths = read_catalogue(args.embeddings, args.manifest)
+        if args.action == "build":
+            index = CoverIndex.build(ids, vectors, args.factory, paths, args.search_params)
+            replaced, target = 0, args.out
+        else:
+            index, target = CoverIndex.load(args.index), args.index
+            replaced = index.add(ids, vectors, paths, replace=args.replace)
+        index.save(target)
+    except RetrievalError as exc:
+        raise UserError(str(exc)) from None
+    print(f"{target}: {len(index)} tracks ({len(ids) - replaced} added, {replaced} replaced)", file=sys.stderr)
+    return 0
+
+
+def _read_vectors(path) -> tuple[list, object]:
+    """(ids in file order, [n, d] unit vectors) of an embeddings npz; UserError with one line."""
+    from paperlib.retrieval import RetrievalError, read_vectors
+
+    try:
+        return read_vectors(path)
+    except RetrievalError as exc:
+        raise UserError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- search
+def _add_search(sub) -> None:
+    p = sub.add_parser(
+        "search",
+        help="the covers of each query in an index: embeddings or audio (the LIVI path, no transcription)",
+        description='Prints one JSON object per query on stdout: {"query": ID, "hits": [{"id", "score"}, ...]}, '
+        "best first; score = cosine. A query whose id is in the index is not its own hit. Audio queries (--model) "
+        'are embedded as `paperlib embed` does and carry a status: one without vocals is "instrumental", an '
+        'unreadable file "error" (with its reason); neither has hits.',
+    )
+    p.add_argument("index", help="index file of `paperlib index build`")
+    p.add_argument("audio", nargs="*", help="audio files or folders (with --model)")
+    p.add_argument("--embeddings", help="npz of query vectors (id -> vector) instead of audio")
+    p.add_argument("--ids", nargs="+", metavar="ID", help="only these queries of --embeddings")
+    p.add_argument("--model", help="checkpoint folder: embeds the audio queries")
+    p.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
+    p.add_argument("--min-score", type=float, help="leave out hits below this cosine")
+    _add_settings(p)
+    p.set_defaults(run=_run_search)
+
+
+def _run_search(args) -> int:
+    from paperlib import search
+    from paperlib.retrieval import RetrievalError, check_vectors
+
+    if bool(args.embeddings) == bool(args.audio):
+        raise UserError("give either --embeddings Q.npz or audio files with --model")
+    if args.audio and not args.model:
+        raise UserError("audio queries need --model CHECKPOINT")
+    if args.ids and not args.embeddings:
+        raise UserError("--ids selects queries of --embeddings")
+    if args.k < 1:
+        raise UserError(f"-k must be at least 1, got {args.k}")
+    if args.min_score is not None and not math.isfinite(args.min_score):
+        raise UserError(f"--min-score must be a number, got {args.min_score}")
+    index = _load_index(args.index)
+    try:
+        if args.embeddings:
+            ids, vectors = _embedded_queries(args)
+            check_vectors(vectors, ids, index.dim, "query")
+            lines = search.results(ids, index.search_ids(vectors, args.k, ids, args.min_score))
+        else:
+            tracks = _list_audio(args.audio)
+            inference = _inference(args, _settings(args))
+            lines = search.search_audio(index, inference, tracks, args.k, args.min_score)
+    except RetrievalError as exc:
+        raise UserError(str(exc)) from None
+    for line in lines:
+        print(json.dumps(line))
+    return 0
+
+
+def _load_index(path):
+    from paperlib.retrieval import CoverIndex, RetrievalError
+
+    try:
+        index = CoverIndex.load(path)
+    except RetrievalError as exc:
+        raise UserError(str(exc)) from None
+    if len(index) == 0:
+        raise UserError(f"index {path} has no tracks")
+    return index
+
+
+def _embedded_queries(args) -> tuple[list[str], object]:
+    """(query ids, their unit vectors): every id of --embeddings, or those --ids names."""
+    ids, vectors = _read_vectors(args.embeddings)
+    chosen = args.ids or ids
+    unknown = [i for i in chosen if i not in ids]
+    if unknown:
+        raise UserError(f"unknown id(s) {', '.join(map(repr, unknown[:5]))}: not in {args.embeddings}")
+    rows = {i: n for n, i in enumerate(ids)}
+    return chosen, vectors[[rows[i] for i in chosen]]
+
+
+# --------------------------------------------------------------------------- calibrate, compare
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="store a checkpoint's same-work threshold, calibrated on labelled embeddings (validation tracks)",
+        description="Over every pair of the clique table's tracks found in EMBEDDINGS.npz, chooses the cosine that "
+        "maximises F1 of 'same work' (ties: the higher) and writes it, with its precision and recall, into the "
+        'checkpoint\'s config.json ("threshold"); prints it. Training does this on its validation split when the '
+        "track table names works. Use tracks the head was not trained on, and not your test set.",
+    )
+    p.add_argument("embeddings", help="npz of the checkpoint's embeddings of labelled tracks")
+    p.add_argument("cliques", help="csv with columns id,clique")
+    p.add_argument("--model", required=True, help="checkpoint folder to store the threshold in")
+    p.set_defaults(run=_run_calibrate)
+
+
+def _run_calibrate(args) -> int:
+    from paperlib import calibration
+
+    try:
+        ids, vectors, cliques = calibration.read_labelled(args.embeddings, args.cliques)
+        result = calibration.calibrate_threshold(vectors, cliques) | {"source": str(args.embeddings)}
+        calibration.store_threshold(args.model, result)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps(result))
+    return 0
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="are two recordings versions of one work? cosine and verdict at the checkpoint's threshold",
+        description="Prints one JSON object: a, b, cosine, verdict (same work | different work), threshold and "
+        "the precision and recall it was calibrated at. A and B are audio files, or ids of --embeddings.",
+    )
+    p.add_argument("a", help="audio file (or an id of --embeddings)")
+    p.add_argument("b", help="audio file (or an id of --embeddings)")
+    p.add_argument("--model", required=True, help="checkpoint folder (holds the calibrated threshold)")
+    p.add_argument("--embeddings", help="npz of track vectors: A and B are ids in it")
+    _add_settings(p)
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from paperlib import calibration
+
+    try:
+        threshold = calibration.read_threshold(args.model)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    a, b = _pair_vectors(args)
+    cosine = float(a @ b)
+    result = {"a": args.a, "b": args.b, "cosine": round(cosine, 6)}
+    result["verdict"] = calibration.verdict(cosine, threshold["value"])
+    result |= {"threshold": threshold["value"], "precision": threshold["precision"], "recall": threshold["recall"]}
+    print(json.dumps(result))
+    return 0
+
+
+def _pair_vectors(args):
+    """Unit vectors of A and B: ids of --embeddings, or audio embedded with --model (both must have vocals)."""
+    if args.embeddings:
+        ids, vectors = _read_vectors(args.embeddings)
+        unknown = [i for i in (args.a, args.b) if i not in ids]
+        if unknown:
+            raise UserError(f"unknown id(s) {', '.join(map(repr, unknown))}: not in {args.embeddings}")
+        return vectors[ids.index(args.a)], vectors[ids.index(args.b)]
+    from pathlib import Path
+
+    tracks = [(f"{n}:{Path(p).stem}", Path(p)) for n, p in enumerate((args.a, args.b))]
+    manifest, vectors, _, _ = _inference(args, _settings(args)).embed(tracks)
+    for row, given in zip(manifest.itertuples(), (args.a, args.b)):
+        if row.status != "ok":
+            raise UserError(f"{given}: {row.status} ({row.reason}): no vocal chunks to compare")
+    return vectors[tracks[0][0]], vectors[tracks[1][0]]
+
+
 # --------------------------------------------------------------------------- determinism
 def _add_determinism(sub) -> None:
     p = sub.add_parser(
@@ -494,6 +712,10 @@ ADDERS = [
     _add_train,
     _add_embed,
     _add_import,
+    _add_index,
+    _add_search,
+    _add_calibrate,
+    _add_compare,
 ]
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from paperlib.audio import run_per_track
-from paperlib.config import Vocals
+from paperlib.config import Config, Vocals
 from paperlib.features import log_mel
 from paperlib.io import save_npz, write_csv
 from paperlib.model import LiviModel, track_embedding
@@ -78,6 +78,41 @@ def embed_tracks(
         chunk_vectors,
         {track_id: track_embedding(pooled) for track_id, (_, pooled) in ok.items()},
     )
+
+
+class Inference(NamedTuple):
+    """A checkpoint ready to embed audio: model, feature extractor, vocal detector and settings."""
+
+    model: LiviModel
+    feature_extractor: object
+    detector: object
+    vocals: Vocals
+    batch_size: int = 8
+    device: str = "cpu"
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.head.config.target_dim)
+
+    def embed(self, tracks: Sequence[tuple[str, Path]]):
+        """`embed_tracks` of (id, path) tracks with this checkpoint."""
+        return embed_tracks(
+            tracks, self.model, self.feature_extractor, self.detector, self.vocals, self.batch_size, self.device
+        )
+
+
+def load_inference(checkpoint: str | Path, settings: Config, vocals: Vocals | None = None) -> Inference:
+    """The checkpoint's model, chunked with its teacher's vocal settings (or `vocals`); device,
+    evaluate.batch_size and paths.models from `settings`. Raises what loading raises (OSError,
+    ValueError, paperlib.offline.ModelUnavailableError, the detector's errors)."""
+    from paperlib import checkpoint as checkpoints
+    from paperlib.vocals import detector_for
+
+    vocals = vocals or checkpoints.vocal_settings(checkpoint)
+    model = checkpoints.load_checkpoint(checkpoint, settings.paths.models)
+    feature_extractor = checkpoints.load_feature_extractor(checkpoint)
+    detector = detector_for(vocals, device=settings.device)
+    return Inference(model, feature_extractor, detector, vocals, settings.evaluate.batch_size, settings.device)
 
 
 def _embed_wave(

@@ -2,20 +2,38 @@
 
 Vectors are L2-normalised float32 rows, so inner product = cosine. The default index is exact
 (`IndexFlatIP`); any faiss `index_factory` string (e.g. "IVF1024,Flat", "HNSW32") trades
-exactness for speed on large catalogues.
+exactness for speed on large catalogues (`benchmarks/index_scale.py` measures the trade).
+
+An index file holds the faiss index, the track id of each faiss row (rows are labels 0..n-1 in the
+order tracks were added), the audio path of each track when known ("" otherwise) and which rows
+are live: `add(..., replace=True)` retires the old row of a re-added id instead of rebuilding, and
+retired rows are never returned. Every problem with an index or a query is a `RetrievalError`
+whose message is one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from paperlib.io import atomic_path
+from paperlib.io import save_npz
+
+FORMAT = "livi-index/1"
+DEFAULT_SEARCH_PARAMS = {"IVF": "nprobe=16", "HNSW": "efSearch=64"}
+"""faiss search parameters an index gets unless it is built with others (IVF lists probed, HNSW beam)."""
+
+
+class RetrievalError(ValueError):
+    """A bad index file, index setting or query; str(exc) is one line."""
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -24,67 +42,284 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
 
 
+def check_vectors(vectors, ids: Sequence[str], dim: int | None = None, what: str = "vectors") -> np.ndarray:
+    """[n, d] float32 rows of `ids`, unit-normalised; RetrievalError for a wrong shape or dimension, a
+    NaN/inf or an all-zero row (naming the first such id)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim != 2 or len(x) != len(ids):
+        raise RetrievalError(f"{what}: expected {len(ids)} rows of one dimension, got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise RetrievalError(f"{what}: dimension {x.shape[1]} does not match the index's {dim}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise RetrievalError(f"{what}: vector of {ids[int(np.argmax(bad))]!r} contains NaN or infinite values")
+    zero = ~(np.abs(x) > 0).any(axis=1)
+    if zero.any():
+        raise RetrievalError(f"{what}: vector of {ids[int(np.argmax(zero))]!r} is all zeros")
+    return normalise(x)
+
+
+def faiss_message(exc: Exception) -> str:
+    """The first line of a faiss error without its C++ location."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^Error in .*? at \S+:\d+: ", "", text)
+
+
 class CoverIndex:
     """A faiss inner-product index over track vectors, searchable by id.
 
-    factory: "Flat" (exact, default) or any faiss index_factory string. Indexes that need
-    training (IVF, PQ) are trained on the vectors given to `build`.
+    factory: "Flat" (exact, default) or any faiss index_factory string. Indexes that need training
+    (IVF, PQ, SQ) are trained on the vectors given to `build`. search_params: faiss ParameterSpace
+    settings such as "nprobe=32" ("" = DEFAULT_SEARCH_PARAMS for the index's kind).
     """
 
-    def __init__(self, dim: int, factory: str = "Flat", nprobe: int = 16):
-        self.factory, self.nprobe = factory, nprobe
-        self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    def __init__(self, dim: int, factory: str = "Flat", search_params: str = ""):
+        try:
+            self.index = faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise RetrievalError(f"faiss index factory {factory!r}: {faiss_message(exc)}") from None
+        self.factory, self.search_params = factory, search_params or _default_params(self.index)
         self.ids: list[str] = []
+        self.paths: list[str] = []
+        self.live = np.zeros(0, dtype=bool)
+        self._row: dict[str, int] = {}
+        self._apply_search_params()
 
     @classmethod
-    def build(cls, ids, vectors: np.ndarray, factory: str = "Flat") -> CoverIndex:
-        x = normalise(vectors)
-        index = cls(x.shape[1], factory)
-        if not index.index.is_trained:  # IVF/PQ: k-means with faiss' fixed default seed
-            index.index.train(x)
-        index.index.add(x)
-        index.ids = [str(i) for i in ids]
-        index._apply_search_params()
+    def build(
+        cls, ids: Iterable, vectors, factory: str = "Flat", paths: Sequence[str] | None = None, search_params: str = ""
+    ) -> CoverIndex:
+        """A new index over `vectors` [n, d] (any norm) with track ids `ids` (unique)."""
+        ids = [str(i) for i in ids]
+        if not ids:
+            raise RetrievalError("no tracks to index")
+        x = check_vectors(vectors, ids)
+        index = cls(x.shape[1], factory, search_params)
+        if not index.index.is_trained:  # IVF/PQ/SQ: k-means with faiss' fixed default seed
+            try:
+                index.index.train(x)
+            except RuntimeError as exc:
+                raise RetrievalError(f"cannot train {factory!r} on {len(x)} tracks: {faiss_message(exc)}") from None
+        index.add(ids, x, paths)
         return index
 
     def _apply_search_params(self) -> None:
-        ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None:
-            ivf.nprobe = self.nprobe
+        if not self.search_params:
+            return
+        try:
+            faiss.ParameterSpace().set_index_parameters(self.index, self.search_params)
+        except RuntimeError as exc:
+            raise RetrievalError(f"search parameters {self.search_params!r}: {faiss_message(exc)}") from None
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        """Live tracks (retired rows not counted)."""
+        return len(self._row)
+
+    def __contains__(self, track_id: str) -> bool:
+        return track_id in self._row
+
+    def add(self, ids: Iterable, vectors, paths: Sequence[str] | None = None, replace: bool = False) -> int:
+        """Add tracks; an id already present is a RetrievalError unless `replace` (its old row is retired).
+        Returns the number of ids that replaced an existing track."""
+        ids = [str(i) for i in ids]
+        x = check_vectors(vectors, ids, self.dim)
+        paths = [str(p) for p in paths] if paths is not None else [""] * len(ids)
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if repeated:
+            raise RetrievalError(f"id(s) given more than once: {', '.join(repeated[:5])}")
+        present = [i for i in ids if i in self._row]
+        if present and not replace:
+            more = " …" if len(present) > 5 else ""
+            raise RetrievalError(
+                f"{len(present)} id(s) already in the index: {', '.join(present[:5])}{more} (--replace to overwrite)"
+            )
+        if not ids:
+            return 0
+        self.live[[self._row.pop(i) for i in present]] = False
+        first = self.index.ntotal
+        self.index.add(x)
+        self.ids += ids
+        self.paths += paths
+        self.live = np.concatenate([self.live, np.ones(len(ids), dtype=bool)])
+        self._row |= {track_id: first + n for n, track_id in enumerate(ids)}
+        return len(present)
+
+    def row(self, track_id: str) -> int:
+        """The live faiss row of an id; RetrievalError when the index has no such track."""
+        if track_id not in self._row:
+            raise RetrievalError(f"unknown id {track_id!r}: not in the index")
+        return self._row[track_id]
 
     def search(
-        self, queries: np.ndarray, k: int = 10, batch_size: int = 4096, progress: bool = False
+        self,
+        queries,
+        k: int = 10,
+        batch_size: int = 4096,
+        progress: bool = False,
+        exclude: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores [Q, k] float32, row indices [Q, k] int64), best first; -1 where fewer than k."""
-        x = normalise(queries)
-        k = min(k, len(self))
-        scores = np.empty((len(x), k), dtype=np.float32)
-        rows = np.empty((len(x), k), dtype=np.int64)
+        """Top-k (scores [Q, k] float32, row indices [Q, k] int64), best first; -1 / -inf where fewer than k
+        (k is capped at the number of live tracks).
+
+        Retired rows are skipped; exclude: one row per query never to return (its own row, or -1).
+        """
+        if len(self) == 0:
+            raise RetrievalError("the index has no tracks")
+        x = check_vectors(queries, [f"query {n}" for n in range(len(queries))], self.dim, "query")
+        exclude = np.full(len(x), -1, np.int64) if exclude is None else np.asarray(exclude, np.int64)
+        k = max(1, min(int(k), len(self)))
+        fetch = min(k + int((~self.live).sum()) + int((exclude >= 0).any()), self.index.ntotal)
+        scores = np.full((len(x), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(x), k), -1, dtype=np.int64)
         for lo in tqdm(range(0, len(x), batch_size), desc="search", disable=not progress):
-            scores[lo : lo + batch_size], rows[lo : lo + batch_size] = self.index.search(x[lo : lo + batch_size], k)
+            s, r = self.index.search(x[lo : lo + batch_size], fetch)
+            keep = (r >= 0) & self.live[r] & (r != exclude[lo : lo + batch_size, None])
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept hits first, rank order kept
+            kept = np.take_along_axis(keep, order, axis=1)
+            width = order.shape[1]
+            rows[lo : lo + batch_size, :width] = np.where(kept, np.take_along_axis(r, order, axis=1), -1)
+            scores[lo : lo + batch_size, :width] = np.where(kept, np.take_along_axis(s, order, axis=1), -np.inf)
         return scores, rows
 
-    def search_ids(self, queries: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
-        """Top-k as (id, cosine) pairs per query."""
-        scores, rows = self.search(queries, k)
-        return [[(self.ids[r], float(s)) for r, s in zip(rr, ss) if r >= 0] for rr, ss in zip(rows, scores)]
+    def search_ids(
+        self, queries, k: int = 10, query_ids: Sequence[str] | None = None, min_score: float | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """Top-k as (id, cosine) pairs per query, best first. A query whose id (query_ids) is in the index
+        is not its own hit; min_score drops hits below that cosine."""
+        exclude = None if query_ids is None else [self._row.get(str(q), -1) for q in query_ids]
+        scores, rows = self.search(queries, k, exclude=exclude)
+        floor = -np.inf if min_score is None else min_score
+        return [
+            [(self.ids[r], float(s)) for r, s in zip(rr, ss) if r >= 0 and s >= floor] for rr, ss in zip(rows, scores)
+        ]
+
+    def info(self) -> dict:
+        """What the index holds and costs: tracks, retired rows, dimension, factory, search parameters,
+        faiss bytes (serialised) in all and per faiss row."""
+        size = int(faiss.serialize_index(self.index).size)
+        return {
+            "format": FORMAT,
+            "factory": self.factory,
+            "search_params": self.search_params,
+            "dim": self.dim,
+            "tracks": len(self),
+            "retired_rows": int((~self.live).sum()),
+            "with_paths": sum(bool(self.paths[r]) for r in self._row.values()),
+            "faiss_bytes": size,
+            "bytes_per_row": round(size / max(self.index.ntotal, 1), 1),
+        }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write `path` (faiss index) and `path` + '.json' (ids, factory), each atomically."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            faiss.write_index(self.index, str(tmp))
-        with atomic_path(str(path) + ".json") as tmp:
-            tmp.write_text(json.dumps({"factory": self.factory, "nprobe": self.nprobe, "ids": self.ids}))
+        """One file (a zip of .npy members, uncompressed), written atomically: the faiss index, ids, paths,
+        live rows and the settings."""
+        meta = {"format": FORMAT, "factory": self.factory, "search_params": self.search_params}
+        save_npz(
+            path,
+            {
+                "meta": np.array(json.dumps(meta)),
+                "ids": np.array(self.ids, dtype=str),
+                "paths": np.array(self.paths, dtype=str),
+                "live": self.live,
+                "faiss": faiss.serialize_index(self.index),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CoverIndex:
-        meta = json.loads(Path(str(path) + ".json").read_text())
+        """An index saved by `save`; RetrievalError for a missing, empty, foreign or corrupt file."""
+        members = _read_members(path)
+        try:
+            meta = json.loads(str(members["meta"]))
+            faiss_index = faiss.deserialize_index(np.ascontiguousarray(members["faiss"], dtype=np.uint8))
+        except (ValueError, RuntimeError) as exc:
+            raise RetrievalError(f"index file {path} is corrupt ({faiss_message(exc)})") from None
+        if meta.get("format") != FORMAT:
+            raise RetrievalError(f"index file {path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        ids, paths, live = [str(i) for i in members["ids"]], [str(p) for p in members["paths"]], members["live"]
+        if not len(ids) == len(paths) == len(live) == faiss_index.ntotal:
+            raise RetrievalError(f"index file {path} is corrupt: {faiss_index.ntotal} vectors but {len(ids)} ids")
         index = cls.__new__(cls)
-        index.factory, index.nprobe, index.ids = meta["factory"], meta["nprobe"], meta["ids"]
-        index.index = faiss.read_index(str(path))
+        index.index, index.factory, index.search_params = faiss_index, meta["factory"], meta["search_params"]
+        index.ids, index.paths, index.live = ids, paths, live.astype(bool)
+        index._row = {ids[r]: int(r) for r in np.flatnonzero(index.live)}
         index._apply_search_params()
         return index
+
+
+MEMBERS = ("meta", "ids", "paths", "live", "faiss")
+
+
+def _read_members(path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise RetrievalError(f"index file not found: {path}")
+    if path.stat().st_size == 0:
+        raise RetrievalError(f"index file {path} is empty")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("not a zip of arrays")
+        with archive:
+            members = {m: archive[m] for m in MEMBERS if m in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise RetrievalError(f"index file {path} is corrupt or not an index ({type(exc).__name__})") from None
+    missing = [m for m in MEMBERS if m not in members]
+    if missing:
+        raise RetrievalError(f"{path} is not a LIVI index file (no {', '.join(missing)})")
+    return members
+
+
+def _default_params(index) -> str:
+    if faiss.try_extract_index_ivf(index) is not None:
+        return DEFAULT_SEARCH_PARAMS["IVF"]
+    while isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    if isinstance(index, faiss.IndexHNSW):
+        return DEFAULT_SEARCH_PARAMS["HNSW"]
+    return ""
+
+
+def read_vectors(embeddings: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """(ids in file order, unit vectors [n, d]) of an embeddings npz: id -> vector, or id -> chunk vectors
+    [n, d] (pooled as paperlib.model.track_embedding). RetrievalError with one line."""
+    from paperlib.metrics import read_embeddings
+
+    try:
+        with np.load(embeddings, allow_pickle=False) as archive:
+            ids = list(archive.files)
+        return ids, read_embeddings(embeddings, ids)
+    except FileNotFoundError:
+        raise RetrievalError(f"embeddings file not found: {embeddings}") from None
+    except ValueError as exc:
+        raise RetrievalError(str(exc).splitlines()[0]) from None
+    except Exception as exc:  # zipfile/format errors: not an npz we can read
+        raise RetrievalError(f"embeddings file {embeddings} is not a readable .npz ({type(exc).__name__})") from None
+
+
+def read_catalogue(embeddings: str | os.PathLike, manifest: str | os.PathLike | None = None):
+    """`read_vectors` and the audio path of each id (or None): from `manifest` (a CSV with id,path; default:
+    the npz with suffix .manifest.csv, as `paperlib embed` writes it, when present); "" for ids it lacks."""
+    ids, vectors = read_vectors(embeddings)
+    return ids, vectors, _manifest_paths(manifest, embeddings, ids)
+
+
+def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
+    import pandas as pd
+
+    path = Path(manifest or Path(embeddings).with_suffix(".manifest.csv"))
+    if not path.is_file():
+        if manifest:
+            raise RetrievalError(f"manifest not found: {manifest}")
+        return None
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise RetrievalError(f"manifest {path} is not a readable CSV ({type(exc).__name__})") from None
+    if not {"id", "path"} <= set(table.columns):
+        raise RetrievalError(f"manifest {path} lacks column(s) id, path")
+    known = dict(zip(table["id"], table["path"]))
+    return [known.get(i, "") for i in ids]

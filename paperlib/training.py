@@ -335,7 +335,9 @@ TRAINED_WITH = ("seed", "models", "vocals", "asr", "train")
 
 def train_head(cfg: Config) -> dict:
     """The `train` stage: pairs of cfg.train.data's tracks from the teacher at cfg.paths.teacher, the frozen
-    cfg.models.whisper encoder, the checkpoint at cfg.paths.checkpoint. Returns the summary."""
+    cfg.models.whisper encoder, the checkpoint at cfg.paths.checkpoint; then, when the track table names works,
+    the same-work threshold calibrated on the validation split's audio (paperlib.calibration) is stored in the
+    checkpoint. Returns the summary."""
     from transformers import WhisperFeatureExtractor
 
     from paperlib.model import load_whisper_encoder
@@ -359,7 +361,7 @@ def train_head(cfg: Config) -> dict:
         whisper=whisper,
     )
     settings = cfg.to_dict()
-    return train(
+    summary = train(
         cfg.train,
         pairs,
         encoder,
@@ -370,3 +372,7 @@ def train_head(cfg: Config) -> dict:
         extra={"config": {k: settings[k] for k in TRAINED_WITH}},
         seed=cfg.seed,
     )
+    from paperlib.calibration import calibrate_checkpoint
+
+    calibrate_checkpoint(cfg, tracks)  # the same-work threshold of `paperlib compare`, when the tracks name works
+    return summary

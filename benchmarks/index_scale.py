@@ -1,0 +1,379 @@
+"""Which faiss index for a large catalogue: recall, speed, memory and the demo's MAP at 1,000,000 × 768.
+
+    python benchmarks/index_scale.py [--n 1000000] [--dim 768] [--queries 1000] [--demo data/embeddings/demo]
+
+Writes results/index_scale.json and results/index_scale.md (--out PREFIX changes both).
+
+The catalogue is synthetic, fitted to the demo's measured cosines. Each track is
+    x = normalise(a·g + b·c_work + s_track·e_track),
+g one shared unit direction (LIVI vectors share a mean direction: different works are far from orthogonal),
+c_work and e_track Gaussian with covariance Σ/tr Σ, Σ = R·diag(i^-p)·Rᵀ (i = 1..dim, R a random rotation:
+a power-law spectrum, the demo's vectors being highly anisotropic), and a per-track noise gain
+s_track = s·exp(σ·z − σ²/2), z ~ N(0, 1) (some versions are far from their work, e.g. changed lyrics).
+(a², b², p, σ) are fitted by Nelder–Mead so that the mean and standard deviation of same-work and
+different-work pair cosines of a simulated sample (1,000 tracks, common random numbers) match the demo's
+(`--demo`: livi.npz + cliques.csv of its test split); s² = 1 − a² − b². Works have 4 versions, like the demo.
+Queries are a further version of `--queries` random works, not in the catalogue.
+
+Per index (faiss index_factory string; search parameters swept where they apply):
+  recall@10      |top-10 ∩ exact top-10| / 10, mean over the queries (exact = Flat over the same catalogue);
+  ms/query b=1   mean over --single queries searched one at a time; ms/query batched: all queries, one call;
+  bytes/track    faiss' serialised index size / tracks (codes, ids, lists, graph, centroids, codebooks);
+  build s        training (on --train random tracks) + adding the catalogue, wall clock; IVF indexes share one
+                 coarse k-means (its time is counted in each of their rows);
+  demo MAP       the demo's test vectors (dim d0 ≤ dim, mapped into dim by a fixed isometry that sends their mean
+                 direction to g, so every cosine is kept) added to an empty copy of the trained index (HNSW: a new
+                 graph with the same settings); each queries all others through the index (k = all), MAP with
+                 paperlib.metrics' conventions, a relevant track the index does not return counting 0.
+                 ΔMAP = this − the exact MAP.
+faiss uses --threads threads (default: all cores). HNSW graphs are built on the first --hnsw-n tracks only
+(building one on 1M × 768 takes ~20 min on 2 cores); their rows say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+from scipy.optimize import minimize
+
+from paperlib.calibration import pair_cosines, read_labelled
+from paperlib.io import atomic_path, write_json
+from paperlib.metrics import evaluate
+
+VERSIONS = 4  # per work, as in the demo
+K = 10
+NLIST = 1024  # IVF lists (~1,000 tracks each at 1M); k-means for more does not fit the time on 2 cores
+PROBES = ["nprobe=16", "nprobe=32", "nprobe=64", "nprobe=128"]
+CANDIDATES = [  # (factory, search parameters to sweep); "" = none
+    ("Flat", [""]),
+    ("HNSW32", ["efSearch=32", "efSearch=64", "efSearch=128"]),
+    (f"IVF{NLIST},Flat", PROBES),
+    (f"IVF{NLIST},SQ8", PROBES),
+    (f"IVF{NLIST},SQ4", PROBES),
+    (f"IVF{NLIST},PQ192x4fs", PROBES),
+    (f"IVF{NLIST},PQ384x4fs", PROBES),
+    (f"OPQ96,IVF{NLIST},PQ384x4fs", PROBES),  # OPQ384 (matching M) trains for far too long on 2 cores
+]
+GOAL = {"recall@10": 0.95, "ms_batched": 1.0, "bytes_per_track": 256}
+
+
+# --------------------------------------------------------------------------- the synthetic catalogue
+class Generator:
+    """Tracks of the model in the module docstring: unrotated coordinates, axis 0 = g, axes 1.. the spectrum."""
+
+    def __init__(self, dim: int, a2: float, b2: float, p: float, sigma: float, seed: int = 0):
+        self.dim, self.a2, self.b2, self.p, self.sigma, self.seed = dim, a2, b2, p, sigma, seed
+        spectrum = np.arange(1, dim, dtype=np.float64) ** -p
+        self.scale = np.sqrt(spectrum / spectrum.sum()).astype(np.float32)  # E|c|² = 1
+
+    def works(self, n: int, rng) -> np.ndarray:
+        return self._component(n, rng)
+
+    def _component(self, n: int, rng) -> np.ndarray:
+        out = np.zeros((n, self.dim), np.float32)
+        out[:, 1:] = rng.standard_normal((n, self.dim - 1), dtype=np.float32) * self.scale
+        return out
+
+    def tracks(self, centres: np.ndarray, rng) -> np.ndarray:
+        """Unit tracks, one per row of `centres` (the work component of each)."""
+        s2 = max(1.0 - self.a2 - self.b2, 0.0)
+        gain = np.exp(self.sigma * rng.standard_normal((len(centres), 1)) - self.sigma**2 / 2).astype(np.float32)
+        x = np.sqrt(self.b2) * centres + np.sqrt(s2) * gain * self._component(len(centres), rng)
+        x[:, 0] += np.sqrt(self.a2)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def moments(cosines: np.ndarray, same: np.ndarray) -> np.ndarray:
+    return np.array([cosines[same].mean(), cosines[same].std(), cosines[~same].mean(), cosines[~same].std()])
+
+
+def fit_generator(target: np.ndarray, dim: int, works: int = 250) -> tuple[Generator, np.ndarray]:
+    """(a², b², p, σ) whose simulated pair-cosine moments match `target` (same mean, sd, different mean, sd)."""
+    labels = np.repeat(np.arange(works), VERSIONS)
+
+    def simulate(theta) -> np.ndarray:
+        a2, b2, p, sigma = theta
+        gen = Generator(dim, a2, b2, p, sigma)
+        rng = np.random.default_rng(1)  # common random numbers: a smooth objective
+        x = gen.tracks(np.repeat(gen.works(works, rng), VERSIONS, axis=0), rng)
+        return moments(*pair_cosines(x, labels))
+
+    def loss(theta) -> float:
+        a2, b2, p, sigma = theta
+        if not (0 <= a2 and 0 <= b2 and a2 + b2 <= 1 and 0 <= p <= 3 and 0 <= sigma <= 2):
+            return 1e3
+        return float(((simulate(theta) - target) ** 2).sum())
+
+    start = [target[2], max(target[0] - target[2], 0.01), 1.0, 0.3]
+    best = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-7, "maxiter": 200})
+    return Generator(dim, *best.x), simulate(best.x)
+
+
+def rotation(dim: int, seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, dim)))
+    return (q * np.sign(np.diag(r))).astype(np.float32)
+
+
+def catalogue(gen: Generator, n: int, n_queries: int, rot: np.ndarray, chunk: int = 1 << 16):
+    """(catalogue [n, dim], queries [n_queries, dim]) rotated by `rot`: n // VERSIONS works × VERSIONS versions,
+    each query a new version of a distinct random work."""
+    rng = np.random.default_rng(0)
+    n_works = n // VERSIONS
+    centres = gen.works(n_works, rng)
+    x = np.empty((n_works * VERSIONS, gen.dim), np.float32)
+    for lo in range(0, len(x), chunk):
+        rows = np.arange(lo, min(lo + chunk, len(x)))
+        x[rows] = gen.tracks(centres[rows // VERSIONS], rng) @ rot.T
+    query_works = rng.choice(n_works, size=n_queries, replace=False)
+    queries = gen.tracks(centres[query_works], rng) @ rot.T
+    return x, np.ascontiguousarray(queries)
+
+
+def demo_isometry(demo: np.ndarray, dim: int, g: np.ndarray, seed: int = 2) -> np.ndarray:
+    """[dim, d0] with orthonormal columns sending the demo's mean direction to g (cosines kept)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, demo.shape[1])))
+    mean = demo.mean(axis=0)
+    u = q @ (mean / np.linalg.norm(mean))
+    v = u - g
+    if np.linalg.norm(v) > 1e-9:  # Householder reflection u -> g
+        v /= np.linalg.norm(v)
+        q = q - 2 * np.outer(v, v @ q)
+    return q.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- measuring one index
+class Coarse:
+    """The IVF coarse quantizer shared by every IVF index: k-means (faiss IVF{NLIST},Flat training) once on
+    the training sample; each IVF index starts from these centroids and adds its own training and adding."""
+
+    def __init__(self, sample: np.ndarray, nlist: int):
+        start = time.perf_counter()
+        index = faiss.index_factory(sample.shape[1], f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        index.train(sample)
+        self.seconds = time.perf_counter() - start
+        self.centroids = faiss.extract_index_ivf(index).quantizer.reconstruct_n(0, nlist)
+
+
+def train(index: faiss.Index, sample: np.ndarray, centroids: np.ndarray) -> None:
+    """Train `index` on `sample`; an IVF index gets the shared centroids (mapped through any pre-transform,
+    e.g. the OPQ rotation, trained first: 20 OPQ iterations on at most 32,768 vectors)."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexPreTransform):
+        for i in range(index.chain.size()):
+            transform = faiss.downcast_VectorTransform(index.chain.at(i))
+            if isinstance(transform, faiss.OPQMatrix):
+                transform.niter, transform.niter_pq_0, transform.max_train_points = 20, 10, 32_768
+            if not transform.is_trained:
+                transform.train(sample)
+            sample, centroids = transform.apply(sample), transform.apply(centroids)
+        train(index.index, sample, centroids)
+        index.is_trained = True
+        return
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None and ivf.quantizer.ntotal == 0 and centroids.shape == (ivf.nlist, ivf.d):
+        ivf.quantizer.add(np.ascontiguousarray(centroids))
+    if not index.is_trained:
+        index.train(sample)
+
+
+def build(factory: str, x: np.ndarray, sample: np.ndarray, coarse: Coarse) -> tuple[faiss.Index, faiss.Index, float]:
+    """(index over x, an empty copy trained the same way, build seconds: training + adding, plus the shared
+    k-means for IVF indexes)."""
+    index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    shared = coarse.seconds if faiss.try_extract_index_ivf(index) is not None else 0.0
+    start = time.perf_counter()
+    train(index, sample, coarse.centroids)
+    empty = faiss.clone_index(index)
+    index.add(x)
+    return index, empty, time.perf_counter() - start + shared
+
+
+def timings(index, queries: np.ndarray, single: int) -> tuple[float, float, np.ndarray]:
+    """(ms per query one at a time, ms per query batched, top-K rows of the batched search)."""
+    index.search(queries[:8], K)  # warm-up
+    start = time.perf_counter()
+    for q in queries[:single]:
+        index.search(q[None], K)
+    ms_single = (time.perf_counter() - start) * 1e3 / single
+    start = time.perf_counter()
+    _, rows = index.search(queries, K)
+    return ms_single, (time.perf_counter() - start) * 1e3 / len(queries), rows
+
+
+def recall(rows: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(r) & set(e)) / K for r, e in zip(rows, exact)]))
+
+
+def demo_map(empty: faiss.Index, vectors: np.ndarray, cliques: np.ndarray) -> float:
+    """MAP of the demo searched through `empty` (the demo alone added), self excluded, unreturned relevant = 0."""
+    index = faiss.clone_index(empty)
+    index.add(vectors)
+    _, rows = index.search(vectors, len(vectors))
+    aps = []
+    for q, ranked in enumerate(rows):
+        ranked = [r for r in ranked if r >= 0 and r != q]
+        relevant = (cliques == cliques[q]).sum() - 1
+        if relevant == 0:
+            continue
+        hits = np.flatnonzero(cliques[ranked] == cliques[q]) + 1  # 1-based ranks of the relevant ones returned
+        aps.append(np.sum(np.arange(1, len(hits) + 1) / hits) / relevant)
+    return float(np.mean(aps))
+
+
+def index_bytes(index) -> int:
+    return int(faiss.serialize_index(index).size)
+
+
+def measure(factory, sweeps, x, queries, exact, demo, sample, coarse, args) -> list[dict]:
+    n = len(x)
+    if factory.startswith("HNSW"):
+        n = min(n, args.hnsw_n)
+        exact = faiss.IndexFlatIP(x.shape[1])
+        exact.add(x[:n])
+        exact = exact.search(queries, K)[1]
+    index, empty, build_s = build(factory, x[:n], sample, coarse)
+    size = index_bytes(index)
+    rows = []
+    for params in sweeps:
+        if params:
+            faiss.ParameterSpace().set_index_parameters(index, params)
+            faiss.ParameterSpace().set_index_parameters(empty, params)
+        single = args.single if factory != "Flat" else max(args.single // 10, 5)
+        ms_single, ms_batched, found = timings(index, queries, single)
+        row = {
+            "index": factory,
+            "search": params or "exact",
+            "tracks": n,
+            "recall@10": round(recall(found, exact), 4),
+            "ms_single": round(ms_single, 3),
+            "ms_batched": round(ms_batched, 3),
+            "bytes_per_track": round(size / n, 1),
+            "build_s": round(build_s, 1),
+            "demo_map": round(demo_map(empty, *demo), 4),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def choose(rows: list[dict]) -> dict:
+    """The default for large catalogues, among rows measured on the whole catalogue: those meeting every goal,
+    fewest bytes per track first, then the fastest batched search; without one, those meeting the recall goal
+    (finding the covers comes first; memory decides whether a catalogue fits), fewest bytes then fastest."""
+    full = [r for r in rows if r["tracks"] == max(x["tracks"] for x in rows)]
+    meets = [r for r in full if all(_within(r, key) for key in GOAL)]
+    if meets:
+        best = min(meets, key=lambda r: (r["bytes_per_track"], r["ms_batched"]))
+        return {"row": best, "meets_goal": True, "rule": "meets every goal; then fewest bytes, then fastest"}
+    found = [r for r in full if _within(r, "recall@10")] or full
+    best = min(found, key=lambda r: (r["bytes_per_track"], r["ms_batched"]))
+    rule = "no row meets every goal: among rows meeting the recall goal, fewest bytes, then fastest"
+    return {"row": best, "meets_goal": False, "rule": rule}
+
+
+def _within(row: dict, key: str) -> bool:
+    return row[key] >= GOAL[key] if key == "recall@10" else row[key] <= GOAL[key]
+
+
+def markdown(result: dict) -> str:
+    cols = ["index", "search", "tracks", "recall@10", "ms_single", "ms_batched", "bytes_per_track", "build_s"]
+    head = [*cols, "demo_map", "Δ demo MAP"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    exact_map = result["demo"]["map_exact"]
+    for r in result["rows"]:
+        delta = r["demo_map"] - exact_map
+        lines.append("| " + " | ".join([*(str(r[c]) for c in cols), f"{r['demo_map']:.4f}", f"{delta:+.4f}"]) + " |")
+    chosen = result["chosen"]
+    c = chosen["row"]
+    verdict = "meets the goal" if chosen["meets_goal"] else "misses the goal"
+    return "\n".join(
+        [
+            f"# Index choice at {result['config']['n']:,} × {result['config']['dim']} "
+            f"({result['config']['threads']} threads, {result['config']['machine']})",
+            "",
+            *lines,
+            "",
+            f"Chosen default for large catalogues: `{c['index']}` with `{c['search']}` ({verdict}: "
+            f"recall@10 ≥ {GOAL['recall@10']}, ≤ {GOAL['ms_batched']} ms/query batched, "
+            f"≤ {GOAL['bytes_per_track']} bytes/track). Rule: {chosen['rule']}.",
+            "",
+            f"Demo: {result['demo']['tracks']} test tracks, exact MAP {exact_map:.4f}. Synthetic catalogue fitted to "
+            f"the demo's pair cosines (same work mean/sd, different work mean/sd): demo "
+            f"{_fmt(result['fit']['demo_moments'])}, synthetic {_fmt(result['fit']['synthetic_moments'])}; "
+            f"parameters {json.dumps(result['fit']['params'])}.",
+            "",
+        ]
+    )
+
+
+def _fmt(values) -> str:
+    return "/".join(f"{v:.3f}" for v in values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="catalogue tracks")
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--single", type=int, default=200, help="queries timed one at a time (Flat: a tenth)")
+    parser.add_argument("--train", type=int, default=65_536, help="training sample of IVF, PQ, SQ, OPQ")
+    parser.add_argument("--hnsw-n", type=int, default=100_000, help="tracks the HNSW graphs are built on")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--demo", default="data/embeddings/demo", help="folder with livi.npz and cliques.csv")
+    parser.add_argument("--only", nargs="+", help="only these factory strings")
+    parser.add_argument("--out", default="results/index_scale", help="output prefix (.json, .md)")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(args.threads)
+
+    ids, demo_x, demo_cliques = read_labelled(Path(args.demo) / "livi.npz", Path(args.demo) / "cliques.csv")
+    target = moments(*pair_cosines(demo_x, demo_cliques))
+    start = time.perf_counter()
+    gen, fitted = fit_generator(target, args.dim)
+    rot = rotation(args.dim, seed=1)
+    x, queries = catalogue(gen, args.n, args.queries, rot)
+    g = rot[:, 0]
+    demo = (demo_x @ demo_isometry(demo_x, args.dim, g).T, np.asarray(demo_cliques))
+    print(f"fit + catalogue {time.perf_counter() - start:.0f} s; moments demo {target}, synthetic {fitted}", flush=True)
+
+    exact_map = evaluate(demo_x, demo_cliques, ids, progress=False)[0]["MAP"]
+    flat = faiss.IndexFlatIP(args.dim)
+    flat.add(x)
+    exact = flat.search(queries, K)[1]
+    del flat
+    sample = x[np.sort(np.random.default_rng(3).choice(len(x), size=min(args.train, len(x)), replace=False))]
+    coarse = Coarse(sample, NLIST)
+    print(f"shared IVF{NLIST} k-means {coarse.seconds:.0f} s", flush=True)
+    rows = []
+    for factory, sweeps in CANDIDATES:
+        if args.only and factory not in args.only:
+            continue
+        rows += measure(factory, sweeps, x, queries, exact, demo, sample, coarse, args)
+    result = {
+        "config": {k: v for k, v in vars(args).items() if k != "only"}
+        | {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "faiss": faiss.__version__},
+        "fit": {
+            "params": {k: round(float(getattr(gen, k)), 4) for k in ("a2", "b2", "p", "sigma")},
+            "demo_moments": [round(float(v), 4) for v in target],
+            "synthetic_moments": [round(float(v), 4) for v in fitted],
+        },
+        "demo": {"tracks": len(ids), "dim": int(demo_x.shape[1]), "map_exact": exact_map, "source": args.demo},
+        "goal": GOAL,
+        "rows": rows,
+    }
+    result["chosen"] = choose(rows)
+    write_json(result, f"{args.out}.json")
+    with atomic_path(f"{args.out}.md") as tmp:
+        tmp.write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
