@@ -124,3 +124,42 @@ def copy_repo(dest):
             shutil.copy2(root / name, dest / name)
     run_in(["git", "init", "-q"], dest)
     return dest
+
+
+# --------------------------------------------------------------------------- tiny random models
+def tiny_whisper_config():
+    """A RANDOMLY INITIALISED Whisper of width 32 (tests only); init_std 0.1 (not 0.02) so the audio, not the
+    position embeddings, dominates the random encoder's frames."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(
+        d_model=32,
+        init_std=0.1,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+    )
+
+
+def save_tiny_checkpoint(folder, vocals):
+    """A checkpoint folder holding the tiny random Whisper encoder (seed 0) and a random head (8-d output),
+    recording `vocals` (paperlib.config.Vocals) as its teacher's vocal settings; returns the folder."""
+    import torch
+    from transformers import WhisperFeatureExtractor
+
+    from paperlib.checkpoint import save_checkpoint
+    from paperlib.config import HeadConfig, to_dict
+    from paperlib.model import LiviHead, LiviModel, load_whisper_encoder
+
+    torch.manual_seed(0)
+    model = LiviModel(
+        load_whisper_encoder(config=tiny_whisper_config()),
+        LiviHead(HeadConfig(width=32, target_dim=8, hidden=(16,), num_heads=2, layer_scale_init=1.0)),
+    )
+    extra = {"config": {"vocals": to_dict(vocals)}}
+    save_checkpoint(folder, model, WhisperFeatureExtractor(feature_size=80), extra=extra)
+    return folder

@@ -13,16 +13,16 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from transformers import WhisperConfig, WhisperFeatureExtractor
+from conftest import save_tiny_checkpoint
 
 from paperlib import SAMPLE_RATE
 from paperlib.audio import load_audio, run_per_track
-from paperlib.checkpoint import load_checkpoint, load_feature_extractor, save_checkpoint, vocal_settings
+from paperlib.checkpoint import load_checkpoint, load_feature_extractor, vocal_settings
 from paperlib.cli import main
-from paperlib.config import HeadConfig, Vocals, to_dict
+from paperlib.config import Vocals
 from paperlib.embed import TIMING_COLUMNS, embed_tracks, write_outputs
 from paperlib.features import log_mel
-from paperlib.model import LiviHead, LiviModel, load_whisper_encoder, track_embedding
+from paperlib.model import track_embedding
 from paperlib.schema import MANIFEST_COLUMNS
 from paperlib.vocals import vocal_chunks
 
@@ -44,27 +44,7 @@ class EnergyDetector:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    config = WhisperConfig(
-        d_model=32,
-        encoder_layers=1,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=64,
-        num_mel_bins=80,
-        init_std=0.1,
-    )
-    model = LiviModel(
-        load_whisper_encoder(config=config),
-        LiviHead(HeadConfig(width=32, target_dim=8, hidden=(16,), num_heads=2, layer_scale_init=1.0)),
-    )
-    folder = tmp_path_factory.mktemp("checkpoint")
-    save_checkpoint(
-        folder, model, WhisperFeatureExtractor(feature_size=80), extra={"config": {"vocals": to_dict(TEACHER_VOCALS)}}
-    )
-    return folder
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("checkpoint"), TEACHER_VOCALS)
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import torch
-from transformers import WhisperConfig, WhisperFeatureExtractor
+from conftest import save_tiny_checkpoint
 
 from paperlib import SAMPLE_RATE
 from paperlib.calibration import best_threshold, calibrate_threshold, pair_cosines, read_threshold, store_threshold
-from paperlib.checkpoint import save_checkpoint
 from paperlib.cli import main
-from paperlib.config import HeadConfig, Vocals, to_dict
+from paperlib.config import Vocals
 from paperlib.io import save_npz
-from paperlib.model import LiviHead, LiviModel, load_whisper_encoder
 from paperlib.retrieval import CoverIndex, RetrievalError, normalise
 
 DIM = 16
@@ -249,26 +246,7 @@ def test_calibration_pairs_are_every_pair_of_tracks():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A randomly initialised tiny Whisper encoder + head (8-d output), teacher vocals = Silero."""
-    torch.manual_seed(0)
-    config = WhisperConfig(
-        d_model=32,
-        encoder_layers=1,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=64,
-        num_mel_bins=80,
-        init_std=0.1,
-    )
-    model = LiviModel(
-        load_whisper_encoder(config=config),
-        LiviHead(HeadConfig(width=32, target_dim=8, hidden=(16,), num_heads=2, layer_scale_init=1.0)),
-    )
-    folder = tmp_path_factory.mktemp("checkpoint")
-    vocals = to_dict(Vocals(detector="silero", detector_model=""))
-    save_checkpoint(folder, model, WhisperFeatureExtractor(feature_size=80), extra={"config": {"vocals": vocals}})
-    return folder
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("checkpoint"), Vocals(detector="silero", detector_model=""))
 
 
 def test_calibrate_then_compare_ids(catalogue, checkpoint, tmp_path, capsys):

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from transformers import WhisperConfig, WhisperFeatureExtractor
+from conftest import tiny_whisper_config
+from transformers import WhisperFeatureExtractor
 
 from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
 from paperlib import config as settings
@@ -36,23 +37,6 @@ TEXT_DIM = 8
 HEAD = HeadConfig(
     width=32, target_dim=TEXT_DIM, hidden=(32,), num_heads=2, layer_scale_init=1.0
 )  # learns in a few steps
-
-
-def tiny_whisper_config():
-    """A randomly initialised Whisper of small width (tests only); init_std 0.1 (not 0.02) so the audio,
-    not the position embeddings, dominates the random encoder's frames."""
-    return WhisperConfig(
-        d_model=32,
-        init_std=0.1,
-        encoder_layers=1,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=64,
-        num_mel_bins=80,
-        max_source_positions=1500,
-    )
 
 
 def tone(freq, seconds, amplitude, detune):
