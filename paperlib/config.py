@@ -19,6 +19,8 @@ from pathlib import Path
 
 PAPER_HIDDEN = (3072, 2048, 2048, 1536)
 MONITORS = {"val_cosine": 1.0, "val_loss": -1.0}
+ENGINES = ("local", "ray")
+"""Where embedding and transcription run (Scale.engine)."""
 """Metrics that can select the kept checkpoint, with the sign that makes larger better."""
 
 
@@ -124,6 +126,24 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """Where `embed` and `lyrics` run: in this process, or on a Ray cluster (paperlib.distributed)."""
+
+    engine: str = "local"  # local | ray
+    address: str = ""  # Ray cluster address ("" = start a local Ray instance, "auto" = the running cluster)
+    actors: int = 1  # model actors, each holding the model once (one GPU each when device is cuda)
+    track_batch: int = 8  # tracks per actor call; their chunks go through the model evaluate.batch_size at a time
+    shard_tracks: int = 256  # tracks per Parquet shard of a shard-directory output (the unit of resume)
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ConfigError(f"scale.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        for name in ("actors", "track_batch", "shard_tracks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"scale.{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class HeadConfig:
     """Shape of the trainable head (saved next to its weights). Paper: width 1280, target 768."""
 
@@ -156,6 +176,7 @@ class Config:
     asr: Asr = field(default_factory=Asr)
     train: Train = field(default_factory=Train)
     evaluate: Evaluate = field(default_factory=Evaluate)
+    scale: Scale = field(default_factory=Scale)
 
     def to_dict(self) -> dict:
         return to_dict(self)
