@@ -156,7 +156,8 @@ def _add_lyrics(sub) -> None:
         description="Writes OUT/manifest.csv (one row per input: ok | instrumental | error), OUT/chunks.csv, "
         "OUT/chunk_text_embeddings.npy (row i = chunks.csv row i), OUT/text_embeddings.npz (id -> vector) and "
         "OUT/timings.csv. Models, vocal detection and transcription come from the settings (models.*, vocals.*, "
-        "asr.*, device, seed, paths.models).",
+        "asr.*, device, seed, paths.models). With --engine ray the finished tracks first go to OUT/shards/ (Parquet), "
+        "which a rerun resumes from.",
     )
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
@@ -164,8 +165,9 @@ def _add_lyrics(sub) -> None:
         "--keep-encoder-states",
         action="store_true",
         help="also write OUT/encoder_states.npy (float16, 1.5 MB per chunk for Whisper base): "
-        "`paperlib train` with the same models.whisper then skips the encoder",
+        "`paperlib train` with the same models.whisper then skips the encoder (local engine only)",
     )
+    _add_engine(p)
     _add_settings(p)
     p.set_defaults(run=_run_lyrics)
 
@@ -175,8 +177,10 @@ def _run_lyrics(args) -> int:
 
     from paperlib import offline, teacher
 
-    cfg = _settings(args)
+    cfg = _engine_settings(args)
     tracks = _list_audio(args.audio)
+    if cfg.scale.engine == "ray":
+        return _run_lyrics_on_ray(args, cfg, tracks)
     try:
         detector, transcriber, embedder = teacher.load_teacher(cfg)
     except offline.ModelUnavailableError as exc:
@@ -193,6 +197,20 @@ def _run_lyrics(args) -> int:
         cfg.asr,
         keep_encoder_states=args.keep_encoder_states,
     )
+    _print_counts(manifest, args.out)
+    return 0
+
+
+def _run_lyrics_on_ray(args, cfg, tracks) -> int:
+    """`lyrics --engine ray`: OUT/shards/ as tracks finish (a rerun resumes), then the teacher's files."""
+    from paperlib import distributed, shards
+
+    if args.keep_encoder_states:
+        raise UserError("--keep-encoder-states needs --engine local (the states of a large run do not fit one file)")
+    try:
+        manifest = distributed.run_lyrics(tracks, args.out, cfg)
+    except (distributed.EngineError, shards.ShardError) as exc:
+        raise UserError(str(exc)) from None
     _print_counts(manifest, args.out)
     return 0
 
@@ -362,35 +380,77 @@ def _add_embed(sub) -> None:
     )
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument("--model", required=True, help="checkpoint folder of `paperlib train`")
-    p.add_argument("--out", required=True, help="output npz")
-    p.add_argument("--manifest", help="manifest csv (default: OUT with suffix .manifest.csv)")
-    p.add_argument("--timings", help="timings csv (default: OUT with suffix .timings.csv)")
-    p.add_argument("--chunk-embeddings", help="also write an npz: id -> chunk vectors [n, dim]")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output: an .npz, or a folder (any other name) of Parquet shards written as tracks finish, with "
+        "OUT/manifest.csv and OUT/timings.csv at the end; a rerun skips the ids already there",
+    )
+    p.add_argument("--manifest", help="manifest csv of an npz OUT (default: OUT with suffix .manifest.csv)")
+    p.add_argument("--timings", help="timings csv of an npz OUT (default: OUT with suffix .timings.csv)")
+    p.add_argument("--chunk-embeddings", help="also write an npz: id -> chunk vectors [n, dim] (npz OUT only)")
+    _add_engine(p)
     _add_settings(p)
     p.set_defaults(run=_run_embed)
 
 
-def _run_embed(args) -> int:
-    from paperlib import embed
+def _add_engine(p) -> None:
+    """--engine and --address: where the work runs (settings scale.engine, scale.address)."""
+    from paperlib.config import ENGINES
 
-    cfg = _settings(args)
+    p.add_argument("--engine", choices=ENGINES, help="local: this process; ray: a Ray cluster (default: scale.engine)")
+    p.add_argument(
+        "--address", help="Ray cluster address, e.g. auto or HOST:6379 (default: scale.address; empty: a local Ray)"
+    )
+
+
+def _engine_settings(args):
+    return _settings(args, **{"scale.engine": args.engine, "scale.address": args.address})
+
+
+def _run_embed(args) -> int:
+    from paperlib import distributed, shards
+
+    cfg = _engine_settings(args)
     tracks = _list_audio(args.audio)
-    inference = _inference(args, cfg)
-    manifest, vectors, chunk_vectors, _ = inference.embed(tracks)
-    embed.write_outputs(manifest, vectors, args.out, args.manifest, args.timings, args.chunk_embeddings, chunk_vectors)
+    if shards.is_shard_dir(args.out) and (args.manifest or args.timings or args.chunk_embeddings):
+        raise UserError("--manifest, --timings and --chunk-embeddings go with an .npz OUT; a folder OUT holds its own")
+    vocals = _vocal_settings(args)
+    inference = _inference(args, cfg) if cfg.scale.engine == "local" else None
+    try:
+        manifest = distributed.run_embed(
+            tracks,
+            args.out,
+            args.model,
+            vocals,
+            cfg,
+            inference,
+            manifest_path=args.manifest,
+            timings_path=args.timings,
+            chunks_path=args.chunk_embeddings,
+        )
+    except (distributed.EngineError, shards.ShardError) as exc:
+        raise UserError(str(exc)) from None
     _print_counts(manifest, args.out)
     return 0
 
 
-def _inference(args, cfg):
-    """paperlib.embed.Inference of args.model: its vocal settings with the `vocals.*` overrides applied."""
-    from paperlib import checkpoint, config, embed, offline
+def _vocal_settings(args):
+    """The vocal settings of the checkpoint args.model with the `vocals.*` overrides applied."""
+    from paperlib import checkpoint, config
 
     try:
         trained = checkpoint.vocal_settings(args.model)
-        settings = config.build(config.Vocals, _vocal_overrides(config.to_dict(trained), args.overrides))
+        return config.build(config.Vocals, _vocal_overrides(config.to_dict(trained), args.overrides))
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
+
+
+def _inference(args, cfg):
+    """paperlib.embed.Inference of args.model: its vocal settings with the `vocals.*` overrides applied."""
+    from paperlib import embed, offline
+
+    settings = _vocal_settings(args)
     try:
         return embed.load_inference(args.model, cfg, settings)
     except (offline.ModelUnavailableError, OSError) as exc:

@@ -101,17 +101,17 @@ class Inference(NamedTuple):
         )
 
 
-def load_inference(checkpoint: str | Path, settings: Config, vocals: Vocals | None = None) -> Inference:
-    """The checkpoint's model, chunked with its teacher's vocal settings (or `vocals`); device,
-    evaluate.batch_size and paths.models from `settings`. Raises what loading raises (OSError,
-    ValueError, paperlib.offline.ModelUnavailableError, the detector's errors)."""
+def load_inference(checkpoint: str | Path, settings: Config, vocals: Vocals | None = None, detector=None) -> Inference:
+    """The checkpoint's model, chunked with its teacher's vocal settings (or `vocals`) by their detector (or
+    `detector`); device, evaluate.batch_size and paths.models from `settings`. Raises what loading raises
+    (OSError, ValueError, paperlib.offline.ModelUnavailableError, the detector's errors)."""
     from paperlib import checkpoint as checkpoints
     from paperlib.vocals import detector_for
 
     vocals = vocals or checkpoints.vocal_settings(checkpoint)
     model = checkpoints.load_checkpoint(checkpoint, settings.paths.models)
     feature_extractor = checkpoints.load_feature_extractor(checkpoint)
-    detector = detector_for(vocals, device=settings.device)
+    detector = detector or detector_for(vocals, device=settings.device)
     return Inference(model, feature_extractor, detector, vocals, settings.evaluate.batch_size, settings.device)
 
 
@@ -120,6 +120,17 @@ def _embed_wave(
 ) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
     """(manifest fields with timings, (LIVI chunk vectors [n, d], pooled states [n, width]) or None when no
     vocals) of one 16 kHz wave."""
+    row, features = prepare_wave(wave, feature_extractor, detector, vocals)
+    if features is None:
+        return row, None
+    start = time.perf_counter()
+    livi, pooled = embed_features(model, features, batch_size, device)
+    return row | {"t_model_s": time.perf_counter() - start}, (livi, pooled)
+
+
+def prepare_wave(wave: np.ndarray, feature_extractor, detector, vocals: Vocals) -> tuple[dict, torch.Tensor | None]:
+    """The CPU half of one 16 kHz wave: (manifest fields with t_detect_s [and t_features_s], log-mel of its vocal
+    chunks [n, n_mels, 3000] float32, or None when the track is not "ok")."""
     start = time.perf_counter()
     found = vocal_chunks(wave, detector, **vocals.chunking())
     row = {
@@ -131,17 +142,22 @@ def _embed_wave(
     }
     if found.status != "ok":
         return row, None
-    t_features = t_model = 0.0
-    parts = []
-    for first in range(0, len(found.chunks), batch_size):
-        start = time.perf_counter()
-        features = log_mel(feature_extractor, found.chunks[first : first + batch_size])
-        t_features += time.perf_counter() - start
-        start = time.perf_counter()
-        parts.append(embed_chunks(model, features, device))
-        t_model += time.perf_counter() - start
+    start = time.perf_counter()
+    features = log_mel(feature_extractor, found.chunks)
+    return row | {"t_features_s": time.perf_counter() - start}, features
+
+
+def embed_features(
+    model: LiviModel, features: torch.Tensor, batch_size: int, device="cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """`embed_chunks` of log-mel [n, n_mels, 3000], batch_size chunks at a time: (LIVI chunk vectors [n, d],
+    pooled encoder states [n, width])."""
+    parts = [
+        embed_chunks(model, features[first : first + batch_size], device)
+        for first in range(0, len(features), batch_size)
+    ]
     livi, pooled = (np.concatenate(part) for part in zip(*parts))
-    return row | {"t_features_s": t_features, "t_model_s": t_model}, (livi, pooled)
+    return livi, pooled
 
 
 def write_outputs(

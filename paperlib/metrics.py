@@ -256,16 +256,12 @@ def read_embeddings(path: str | Path, ids: list[str]) -> np.ndarray:
     """[len(ids), d] float32 matrix of L2-normalised track vectors, in the order of `ids`.
 
     The npz maps id → vector [d], or id → chunk vectors [n, d] (pooled as in
-    `paperlib.model.track_embedding`). Raises ValueError with one clear line.
+    `paperlib.model.track_embedding`); a folder is a shard directory (paperlib.shards: its "ok" track vectors).
+    Raises ValueError with one clear line.
     """
     from paperlib.model import track_embedding
 
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"embeddings file not found: {path}") from None
-    except Exception as exc:  # zipfile/pickle/format errors all mean "not an npz we can read"
-        raise ValueError(f"embeddings file {path} is not a readable .npz ({type(exc).__name__})") from None
+    archive = open_embeddings(path)
     with archive:
         keys = set(archive.files)
         if not keys:
@@ -291,3 +287,37 @@ def read_embeddings(path: str | Path, ids: list[str]) -> np.ndarray:
                 raise ValueError(f"embedding of {track!r} is a zero vector")
             vectors.append(track_embedding(value))
     return np.stack(vectors)
+
+
+class _Vectors(dict):
+    """id → vector of a shard directory, with the npz file interface that read_embeddings uses."""
+
+    @property
+    def files(self) -> list[str]:
+        return list(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def open_embeddings(path: str | Path):
+    """An npz (np.load) or a shard directory as a mapping id → array with `.files`; a context manager.
+    Raises ValueError with one clear line."""
+    if Path(path).is_dir():
+        from paperlib import shards
+
+        try:
+            return _Vectors(shards.read_vectors(path))
+        except (shards.ShardError, OSError) as exc:
+            raise ValueError(str(exc)) from None
+        except Exception as exc:  # pyarrow errors: a shard that is not Parquet
+            raise ValueError(f"shard directory {path} is not readable ({type(exc).__name__}: {exc})") from None
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"embeddings file not found: {path}") from None
+    except Exception as exc:  # zipfile/pickle/format errors all mean "not an npz we can read"
+        raise ValueError(f"embeddings file {path} is not a readable .npz ({type(exc).__name__})") from None

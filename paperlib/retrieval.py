@@ -286,18 +286,14 @@ def _default_params(index) -> str:
 def read_vectors(embeddings: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """(ids in file order, unit vectors [n, d]) of an embeddings npz: id -> vector, or id -> chunk vectors
     [n, d] (pooled as paperlib.model.track_embedding). RetrievalError with one line."""
-    from paperlib.metrics import read_embeddings
+    from paperlib.metrics import open_embeddings, read_embeddings
 
     try:
-        with np.load(embeddings, allow_pickle=False) as archive:
+        with open_embeddings(embeddings) as archive:
             ids = list(archive.files)
         return ids, read_embeddings(embeddings, ids)
-    except FileNotFoundError:
-        raise RetrievalError(f"embeddings file not found: {embeddings}") from None
     except ValueError as exc:
         raise RetrievalError(str(exc).splitlines()[0]) from None
-    except Exception as exc:  # zipfile/format errors: not an npz we can read
-        raise RetrievalError(f"embeddings file {embeddings} is not a readable .npz ({type(exc).__name__})") from None
 
 
 def read_catalogue(embeddings: str | os.PathLike, manifest: str | os.PathLike | None = None):
@@ -307,10 +303,16 @@ def read_catalogue(embeddings: str | os.PathLike, manifest: str | os.PathLike | 
     return ids, vectors, _manifest_paths(manifest, embeddings, ids)
 
 
+def _default_manifest(embeddings) -> Path:
+    """EMBEDDINGS.manifest.csv next to an npz, DIR/manifest.csv in a shard directory."""
+    embeddings = Path(embeddings)
+    return embeddings / "manifest.csv" if embeddings.is_dir() else embeddings.with_suffix(".manifest.csv")
+
+
 def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
     import pandas as pd
 
-    path = Path(manifest or Path(embeddings).with_suffix(".manifest.csv"))
+    path = Path(manifest or _default_manifest(embeddings))
     if not path.is_file():
         if manifest:
             raise RetrievalError(f"manifest not found: {manifest}")

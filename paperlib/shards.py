@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +49,12 @@ class ShardWriter:
     """Appends shards to `folder`; knows the ids already written (also those of earlier runs)."""
 
     def __init__(self, folder: str | os.PathLike):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ShardError(
+                f"a shard folder ({folder}) needs pyarrow: pip install -e '.[ray]' (or write an .npz)"
+            ) from None
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise ShardError(f"{self.folder} exists and is not a folder")
@@ -105,9 +110,10 @@ def _column(folder, name: str) -> list:
     return values
 
 
-def read_rows(folder: str | os.PathLike, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """The rows of every shard (the given columns, default all but the arrays), in writing order; ids as str.
-    Raises ShardError when there is no shard or an id appears twice."""
+def read_rows(folder: str | os.PathLike, arrays: bool = False) -> pd.DataFrame:
+    """The rows of every shard in writing order, ids as str: the scalar columns, and the list columns too when
+    `arrays` (as Python lists; see as_array). Raises ShardError when there is no shard or an id appears twice."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = shard_files(folder)
@@ -115,21 +121,15 @@ def read_rows(folder: str | os.PathLike, columns: Iterable[str] | None = None) -
         raise ShardError(f"no shards (part-*.parquet) in {folder}")
     tables = []
     for path in files:
-        names = pq.read_schema(path).names
-        wanted = [c for c in names if c == "id" or (c in columns if columns else not _is_array(pq, path, c))]
-        tables.append(pq.read_table(path, columns=wanted).to_pandas())
-    rows = pd.concat(tables, ignore_index=True)
+        schema = pq.read_schema(path)
+        wanted = [f.name for f in schema if arrays or not pa.types.is_list(f.type)]
+        tables.append(pq.read_table(path, columns=wanted).to_pylist())
+    rows = pd.DataFrame([row for table in tables for row in table])
     rows["id"] = rows["id"].astype(str)
     twice = rows["id"][rows["id"].duplicated()].tolist()
     if twice:
         raise ShardError(f"id(s) written twice in {folder}: {', '.join(twice[:5])}")
     return rows
-
-
-def _is_array(pq, path: Path, name: str) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_list(pq.read_schema(path).field(name).type)
 
 
 def read_manifest(folder: str | os.PathLike) -> pd.DataFrame:
@@ -144,14 +144,14 @@ def read_manifest(folder: str | os.PathLike) -> pd.DataFrame:
 
 def read_vectors(folder: str | os.PathLike, column: str = VECTOR) -> dict[str, np.ndarray]:
     """id → float32 array of `column` for the rows with status "ok", in writing order."""
-    rows = read_rows(folder, ["status", column])
+    rows = read_rows(folder, arrays=True)
     if column not in rows:
         raise ShardError(f"shards in {folder} have no column {column!r}")
     ok = rows[rows["status"] == "ok"]
-    return {i: _array(v) for i, v in zip(ok["id"], ok[column])}
+    return {i: as_array(v) for i, v in zip(ok["id"], ok[column])}
 
 
-def _array(value) -> np.ndarray:
+def as_array(value) -> np.ndarray:
     """A Parquet list (of lists) as a float32 array [d] (or [n, d])."""
     if len(value) and isinstance(value[0], (list, np.ndarray)):
         return np.stack([np.asarray(v, dtype=np.float32) for v in value])

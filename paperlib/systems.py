@@ -60,10 +60,7 @@ def embed_set(name: str, cfg: Config, model, feature_extractor, settings: Vocals
             Path(cfg.evaluate.audio_root) / name,
         )
     pairs = list(zip(present["id"], present["path"].map(Path)))
-    detector = vocals.detector_for(settings, device=cfg.device)
-    embedded = embed.embed_tracks(
-        pairs, model, feature_extractor, detector, settings, batch_size=cfg.evaluate.batch_size, device=cfg.device
-    )
+    embedded = _embed_livi(pairs, cfg, model, feature_extractor, settings)
     livi_timings = timings_path(cfg.paths.runtime, name, "livi")
     embed.write_outputs(
         embedded.manifest,
@@ -89,14 +86,34 @@ def embed_set(name: str, cfg: Config, model, feature_extractor, settings: Vocals
     return {"audio": audio} | counts
 
 
+def _embed_livi(pairs: list, cfg: Config, model, feature_extractor, settings: Vocals) -> embed.Embedded:
+    """LIVI (and frozen-encoder) embeddings of (id, path) pairs: here with the loaded model, or on Ray
+    (scale.engine ray: paperlib.distributed loads the checkpoint paths.checkpoint in its actors)."""
+    if cfg.scale.engine == "ray":
+        from paperlib import distributed
+
+        return distributed.embed_in_memory(pairs, cfg.paths.checkpoint, settings, cfg)
+    detector = vocals.detector_for(settings, device=cfg.device)
+    return embed.embed_tracks(
+        pairs, model, feature_extractor, detector, settings, batch_size=cfg.evaluate.batch_size, device=cfg.device
+    )
+
+
 def _transcribe_set(name: str, pairs: list, cfg: Config, settings: Vocals) -> Path:
     """The teacher's output folder for the set (schema.teacher_dir): the training teacher's for the demo, else a
     fresh run of the teacher with the `asr:` settings."""
     out = teacher_dir(cfg.paths.teacher, cfg.paths.embeddings, name)
     if name == "demo":
         return out
-    detector, transcriber, embedder = teacher.load_teacher(cfg, settings)
     timings = timings_path(cfg.paths.runtime, name, "teacher")
+    if cfg.scale.engine == "ray":
+        from dataclasses import replace
+
+        from paperlib import distributed
+
+        distributed.run_lyrics(pairs, out, replace(cfg, vocals=settings), timings_path=timings)
+        return out
+    detector, transcriber, embedder = teacher.load_teacher(cfg, settings)
     teacher.run_teacher(pairs, out, detector, transcriber, embedder, settings, cfg.asr, timings_path=timings)
     return out
 

@@ -62,9 +62,14 @@ def training_tracks(cfg: Config) -> pd.DataFrame:
 
 def load_teacher(cfg: Config, vocal_settings: Vocals | None = None):
     """(vocal detector, Whisper transcriber, sentence encoder) of the settings, on cfg.device."""
+    detector = vocals.detector_for(vocal_settings or cfg.vocals, device=cfg.device)
+    return (detector, *load_asr(cfg))
+
+
+def load_asr(cfg: Config):
+    """(Whisper transcriber, sentence encoder) of the settings, on cfg.device."""
     from paperlib.offline import resolve_model
 
-    detector = vocals.detector_for(vocal_settings or cfg.vocals, device=cfg.device)
     transcriber = asr.Transcriber(
         resolve_model(cfg.models.whisper, cfg.paths.models),
         device=cfg.device,
@@ -75,7 +80,7 @@ def load_teacher(cfg: Config, vocal_settings: Vocals | None = None):
         seed=cfg.seed,
     )
     embedder = text.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
-    return detector, transcriber, embedder
+    return transcriber, embedder
 
 
 def run_teacher(
@@ -106,29 +111,30 @@ def run_teacher(
         for lo in range(0, len(tracks), window):
             detected = audio.run_per_track(
                 list(tracks[lo : lo + window]),
-                lambda _, wave: _detect(wave, detector, vocal_settings),
+                lambda _, wave: detect_step(wave, detector, vocal_settings),
                 desc="lyrics",
                 progress=False,
             )
             scores |= {row["id"]: found.scores for row, found in detected if found is not None}
-            transcribed = _transcribe(
+            transcribed = transcribe_step(
                 [(row, found) for row, found in detected if found is not None and row["status"] == "ok"],
                 transcriber,
                 keep_encoder_states,
             )
             finished = {
-                row["id"]: _finish(row, found, raw, states, embedder, asr_settings, hallucinations)
+                row["id"]: finish_step(row, found, raw, states, embedder, asr_settings, hallucinations)
                 for row, found, raw, states in transcribed
             }
             results += [finished.get(row["id"], (row, None)) for row, _ in detected]
             bar.update(len(detected))
-    _write(results, scores, out_dir, embedder.dim, timings_path or out_dir / "timings.csv")
+    write_outputs(results, scores, out_dir, embedder.dim, timings_path or out_dir / "timings.csv")
     if keep_encoder_states:
         _write_states([t.states for _, t in results if t is not None], out_dir, transcriber)
-    return _manifest(results)
+    return manifest_of(results)
 
 
-def _detect(wave: np.ndarray, detector, settings: Vocals) -> tuple[dict, vocals.VocalChunks]:
+def detect_step(wave: np.ndarray, detector, settings: Vocals) -> tuple[dict, vocals.VocalChunks]:
+    """Vocal detection and 30 s chunking of one 16 kHz wave: (manifest fields with t_detect_s, the chunks)."""
     start = time.perf_counter()
     found = vocals.vocal_chunks(wave, detector, **settings.chunking())
     return {
@@ -140,7 +146,7 @@ def _detect(wave: np.ndarray, detector, settings: Vocals) -> tuple[dict, vocals.
     }, found
 
 
-def _transcribe(
+def transcribe_step(
     items: list[tuple[dict, vocals.VocalChunks]], transcriber: asr.Transcriber, keep_states: bool
 ) -> list[tuple[dict, vocals.VocalChunks, list[str] | None, np.ndarray | None]]:
     """Transcribe the chunks of the tracks in one call: (row with t_asr_s, chunks, raw texts, states).
@@ -164,7 +170,7 @@ def _transcribe(
         log.warning(
             "lyrics: a batch of %d tracks failed (%s: %s); retrying track by track", len(items), type(exc).__name__, exc
         )
-        return [result for item in items for result in _transcribe([item], transcriber, keep_states)]
+        return [result for item in items for result in transcribe_step([item], transcriber, keep_states)]
     seconds, offsets = time.perf_counter() - start, np.cumsum([0, *counts])
     return [
         (row | {"t_asr_s": seconds * n / sum(counts)}, found, raw[lo:hi], None if states is None else states[lo:hi])
@@ -172,7 +178,7 @@ def _transcribe(
     ]
 
 
-def _finish(
+def finish_step(
     row: dict,
     found: vocals.VocalChunks,
     raw: list[str] | None,
@@ -208,18 +214,18 @@ def _failed(row: dict, exc: Exception) -> dict:
     return row
 
 
-def _manifest(results: list[tuple[dict, TrackText | None]]) -> pd.DataFrame:
+def manifest_of(results: list[tuple[dict, TrackText | None]]) -> pd.DataFrame:
     manifest = pd.DataFrame([row for row, _ in results]).reindex(columns=MANIFEST_COLUMNS)
     manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
     return manifest
 
 
-def _write(
+def write_outputs(
     results: list[tuple[dict, TrackText | None]], scores: dict, out_dir: Path, dim: int, timings_path: Path
 ) -> None:
     """manifest.csv, chunks.csv, chunk_text_embeddings.npy, text_embeddings.npz, vocalness.npz, timings."""
     texts = [t for _, t in results if t is not None]
-    manifest = _manifest(results)
+    manifest = manifest_of(results)
     io.write_csv(manifest, out_dir / "manifest.csv")
     io.write_csv(pd.DataFrame([c for t in texts for c in t.chunks], columns=CHUNK_COLUMNS), out_dir / "chunks.csv")
     matrix = np.concatenate([t.vectors for t in texts]) if texts else np.zeros((0, dim), np.float32)

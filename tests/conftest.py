@@ -95,6 +95,25 @@ def tiny_demucs_repo(tmp_path_factory):
     return repo
 
 
+# --------------------------------------------------------------------------- Ray
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (2 CPUs) for the session; `--engine ray` runs attach to it."""
+    ray = pytest.importorskip("ray")
+    # the raylet waits this long for its agents (Python processes: slow to start on a loaded machine)
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    for attempt in range(2):  # Ray gives a node 30 s to start: on a loaded machine once more
+        try:
+            ray.init(num_cpus=2, object_store_memory=512 * 2**20, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt:
+                raise
+    yield ray
+    ray.shutdown()
+
+
 # --------------------------------------------------------------------------- the pipeline in a copy
 def run_in(cmd: list[str], cwd):
     """Run a command with this interpreter's scripts first on PATH; fail the test with its output tail."""

@@ -66,7 +66,7 @@ def inputs(tmp_path_factory, speak):
     return [str(folder), str(readme)]
 
 
-def _lyrics(inputs, out, models_dir):
+def _lyrics(inputs, out, models_dir, *extra):
     """`paperlib lyrics` with Whisper tiny.en and MiniLM by offline name under models_dir, Silero, Whisper batch 2,
     the paper's compression-ratio threshold, on the CPU (the rest: vocals/asr values shared by both profiles)."""
     overrides = [
@@ -79,7 +79,7 @@ def _lyrics(inputs, out, models_dir):
         "asr.compression_ratio_threshold=1.35",
         "device=cpu",
     ]
-    return cli.main(["lyrics", *inputs, "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
+    return cli.main(["lyrics", *inputs, "--out", str(out), *[arg for o in overrides for arg in ("--set", o)], *extra])
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +161,26 @@ def test_lyrics_is_deterministic(lyrics_out, inputs, tmp_path, models_dir):
     assert _lyrics(inputs, tmp_path, models_dir) == 0
     for name in set(OUTPUTS) - {"timings.csv"}:  # timings are wall-clock measurements
         assert (tmp_path / name).read_bytes() == (lyrics_out / name).read_bytes(), name
+
+
+def test_ray_engine_writes_the_local_engines_files_and_resumes(lyrics_out, inputs, tmp_path, models_dir, ray_local):
+    """`--engine ray`: the same statuses, chunks and texts (Whisper batches of 2 tracks, as locally), vectors to
+    float rounding; a rerun finds every track in OUT/shards/ and writes the same files."""
+    assert _lyrics(inputs, tmp_path, models_dir, "--engine", "ray", "--set", "scale.track_batch=2") == 0
+    for name in ("manifest.csv", "chunks.csv"):
+        assert (tmp_path / name).read_bytes() == (lyrics_out / name).read_bytes(), name
+    np.testing.assert_allclose(
+        np.load(tmp_path / "chunk_text_embeddings.npy"), np.load(lyrics_out / "chunk_text_embeddings.npy"), atol=1e-5
+    )
+    for name in ("text_embeddings.npz", "vocalness.npz"):
+        with np.load(tmp_path / name) as remote, np.load(lyrics_out / name) as local:
+            assert remote.files == local.files, name
+            for key in local.files:
+                np.testing.assert_allclose(remote[key], local[key], atol=1e-5)
+    shards = sorted((tmp_path / "shards").glob("part-*.parquet"))
+    assert _lyrics(inputs, tmp_path, models_dir, "--engine", "ray") == 0
+    assert sorted((tmp_path / "shards").glob("part-*.parquet")) == shards
+    assert (tmp_path / "chunks.csv").read_bytes() == (lyrics_out / "chunks.csv").read_bytes()
 
 
 def _two_speech_tracks(tmp_path, inputs, peaks=(0.5, 0.5)):

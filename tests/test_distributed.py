@@ -1,0 +1,235 @@
+"""paperlib.distributed and paperlib.shards: the Ray engine gives the local engine's statuses and vectors, a shard
+directory resumes without losing or repeating a track, and faults (a bad file, a dead actor, a killed driver)
+lose nothing. One local Ray instance (2 CPUs) for the module; the model is the tiny random checkpoint of
+conftest, the vocal detector a stand-in energy detector (pickled by value to the Ray workers)."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import save_tiny_checkpoint
+
+from paperlib import SAMPLE_RATE, distributed, shards
+from paperlib.config import Config, Scale, Vocals
+from paperlib.embed import TIMING_COLUMNS
+from paperlib.schema import MANIFEST_COLUMNS, read_table
+
+VOCALS = Vocals(detector="silero", detector_model="")
+
+
+class EnergyDetector:
+    """Stand-in vocal detector: vocalness = segment RMS / 0.05, clipped to [0, 1]."""
+
+    segment_s = 1.0
+
+    def vocalness(self, wave):
+        n = int(np.ceil(len(wave) / SAMPLE_RATE))
+        padded = np.zeros(n * SAMPLE_RATE, np.float32)
+        padded[: len(wave)] = wave
+        return np.clip(np.sqrt((padded.reshape(n, -1) ** 2).mean(axis=1)) / 0.05, 0, 1)
+
+
+class DyingActor(distributed.EmbedActor):
+    """The model stage, whose process dies at its first call while MARKER is absent (Ray restarts it)."""
+
+    MARKER = None
+
+    def __call__(self, batch):
+        if not self.MARKER.exists():
+            self.MARKER.touch()
+            os._exit(1)
+        return super().__call__(batch)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workers_unpickle_this_module():
+    """Ray workers cannot import this test module: its classes travel by value."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("checkpoint"), VOCALS)
+
+
+@pytest.fixture(scope="module")
+def tracks(tmp_path_factory):
+    """Tones of 12–70 s (1–3 vocal chunks), silence (instrumental) and bad files (errors): 10 inputs."""
+    folder = tmp_path_factory.mktemp("audio")
+    names = []
+    for i, (seconds, hz) in enumerate([(45, 330), (12, 220), (70, 440), (31, 550), (20, 660), (38, 250)]):
+        t = np.arange(seconds * 22_050) / 22_050
+        sf.write(folder / f"tone{i}.wav", (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), 22_050)
+        names.append(f"tone{i}.wav")
+    sf.write(folder / "quiet.wav", np.zeros(5 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    (folder / "notes.txt").write_text("not audio\n")
+    names += ["quiet.wav", "corrupt.wav", "notes.txt", "missing.wav"]
+    return [(Path(name).stem, folder / name) for name in names]
+
+
+def settings(engine: str, shard_tracks: int = 256, **scale) -> Config:
+    return dataclasses.replace(Config(), scale=Scale(engine=engine, shard_tracks=shard_tracks, **scale))
+
+
+def run(tracks, out, checkpoint, engine, **scale):
+    return distributed.run_embed(
+        tracks, out, checkpoint, VOCALS, settings(engine, **scale), make_detector=EnergyDetector
+    )
+
+
+@pytest.fixture(scope="module")
+def local_run(tracks, checkpoint, tmp_path_factory):
+    """The local engine's npz output (the reference)."""
+    out = tmp_path_factory.mktemp("local") / "livi.npz"
+    run(tracks, out, checkpoint, "local")
+    return out
+
+
+def npz(path) -> dict:
+    with np.load(path) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def assert_same_vectors(vectors: dict, reference: dict):
+    assert sorted(vectors) == sorted(reference)
+    for key, value in reference.items():
+        np.testing.assert_allclose(vectors[key], value, atol=1e-5)
+
+
+def test_ray_gives_the_local_statuses_and_vectors(ray_local, tracks, checkpoint, local_run, tmp_path):
+    out = tmp_path / "livi.npz"
+    run(tracks, out, checkpoint, "ray", track_batch=3, shard_tracks=4)
+    local, remote = (read_table(p.with_suffix(".manifest.csv")) for p in (local_run, out))
+    pd.testing.assert_frame_equal(remote, local)
+    assert list(local["status"]) == ["ok"] * 6 + ["instrumental"] + ["error"] * 3
+    assert_same_vectors(npz(out), npz(local_run))
+    assert list(npz(out)) == list(npz(local_run))  # manifest order
+    timings = pd.read_csv(out.with_suffix(".timings.csv"))
+    assert (timings.loc[timings["status"] == "ok", TIMING_COLUMNS] > 0).all().all()
+
+
+def test_a_rerun_skips_written_ids_and_completes_a_lost_shard(ray_local, tracks, checkpoint, local_run, tmp_path):
+    from paperlib.metrics import read_embeddings
+    from paperlib.retrieval import read_catalogue
+
+    out = tmp_path / "livi"
+    run(tracks[:5], out, checkpoint, "ray", shard_tracks=2)
+    first = shards.shard_files(out)
+    lost = shards.read_rows(out).set_index("id")
+    first[0].unlink()  # as if the run had been killed before this shard was written
+    (out / ".part-000099.parquet.tmp").write_bytes(b"half a shard")  # an interrupted write
+    before = {p.name: p.stat().st_mtime_ns for p in first[1:]}
+    manifest = run(tracks, out, checkpoint, "ray", shard_tracks=2)
+    assert {p.name: p.stat().st_mtime_ns for p in first[1:]} == before  # written shards untouched
+    rows = shards.read_rows(out)  # raises if an id were written twice
+    assert sorted(rows["id"]) == sorted(i for i, _ in tracks) and not list(out.glob(".*tmp"))
+    pd.testing.assert_frame_equal(read_table(out / "manifest.csv"), read_table(local_run.with_suffix(".manifest.csv")))
+    assert list(manifest["status"]) == list(read_table(out / "manifest.csv")["status"])
+    assert set(lost.index) <= set(rows["id"])
+    assert_same_vectors(shards.read_vectors(out), npz(local_run))
+    ids, vectors, paths = read_catalogue(out)  # what `paperlib index build` reads
+    assert sorted(ids) == [i for i, _ in tracks[:6]] and paths == [str(dict(tracks)[i]) for i in ids]
+    np.testing.assert_allclose(vectors, read_embeddings(local_run, ids), atol=1e-5)
+    np.testing.assert_allclose(read_embeddings(out, ids[::-1]), vectors[::-1], atol=1e-6)  # what `evaluate` reads
+
+
+def test_the_local_engine_writes_the_same_shards(tracks, checkpoint, local_run, tmp_path):
+    out = tmp_path / "livi"
+    run(tracks, out, checkpoint, "local", shard_tracks=4)
+    assert len(shards.shard_files(out)) == 3
+    assert_same_vectors(shards.read_vectors(out), npz(local_run))
+    run(tracks, out, checkpoint, "local", shard_tracks=4)  # nothing left to do
+    assert len(shards.shard_files(out)) == 3
+
+
+def test_a_dead_actor_is_restarted_and_nothing_is_lost_or_repeated(
+    ray_local, tracks, checkpoint, local_run, tmp_path, monkeypatch
+):
+    DyingActor.MARKER = tmp_path / "died-once"
+    monkeypatch.setattr(distributed, "EmbedActor", DyingActor)
+    out = tmp_path / "livi"
+    run(tracks, out, checkpoint, "ray", track_batch=2, shard_tracks=3)
+    assert DyingActor.MARKER.exists()
+    assert sorted(shards.read_rows(out)["id"]) == sorted(i for i, _ in tracks)
+    pd.testing.assert_frame_equal(read_table(out / "manifest.csv"), read_table(local_run.with_suffix(".manifest.csv")))
+    assert_same_vectors(shards.read_vectors(out), npz(local_run))
+
+
+DRIVER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import test_distributed as t
+from paperlib import distributed
+from pathlib import Path
+tracks = [(i, Path(p)) for i, p in {tracks!r}]
+slow = distributed.EmbedActor.__call__
+def call(self, batch):
+    time.sleep({delay})
+    return slow(self, batch)
+distributed.EmbedActor.__call__ = call
+from ray import cloudpickle
+cloudpickle.register_pickle_by_value(t)
+cloudpickle.register_pickle_by_value(distributed)
+t.run(tracks, Path({out!r}), Path({checkpoint!r}), "ray", track_batch=1, shard_tracks=1, address={address!r})
+"""
+
+
+def test_a_killed_driver_leaves_whole_shards_and_a_rerun_completes(ray_local, tracks, checkpoint, local_run, tmp_path):
+    """A driver attached to the running Ray instance is killed (SIGKILL) once it has written two shards."""
+    out = tmp_path / "livi"
+    script = tmp_path / "driver.py"
+    paths = [(i, str(p)) for i, p in tracks]
+    tests = str(Path(__file__).parent)
+    script.write_text(
+        DRIVER.format(
+            tests=tests,
+            tracks=paths,
+            delay=0.5,
+            out=str(out),
+            checkpoint=str(checkpoint),
+            address=ray_local.get_runtime_context().gcs_address,
+        )
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(shards.shard_files(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = shards.read_rows(out)
+    assert 2 <= len(written) < len(tracks) and not (out / "manifest.csv").exists()
+    run(tracks, out, checkpoint, "ray", track_batch=2, shard_tracks=4)
+    assert sorted(shards.read_rows(out)["id"]) == sorted(i for i, _ in tracks)
+    pd.testing.assert_frame_equal(read_table(out / "manifest.csv"), read_table(local_run.with_suffix(".manifest.csv")))
+    assert_same_vectors(shards.read_vectors(out), npz(local_run))
+
+
+def test_shards_refuse_an_id_twice(tmp_path):
+    writer = shards.ShardWriter(tmp_path / "d")
+    assert writer.write([{"id": "a", "status": "ok", "vector": np.ones(2, np.float32)}]) is not None
+    assert writer.write([{"id": "a", "status": "ok", "vector": np.zeros(2, np.float32)}]) is None
+    again = shards.ShardWriter(tmp_path / "d")
+    assert (
+        again.ids == {"a"}
+        and again.write([{"id": "b", "status": "error", "vector": None}]).name == "part-000001.parquet"
+    )
+    assert list(shards.read_vectors(tmp_path / "d")) == ["a"]
+    np.testing.assert_array_equal(shards.read_vectors(tmp_path / "d")["a"], np.ones(2))
+
+
+def test_manifest_columns_of_a_shard_directory(tracks, checkpoint, tmp_path):
+    out = tmp_path / "livi"
+    run(tracks[6:], out, checkpoint, "local")
+    assert list(read_table(out / "manifest.csv").columns) == MANIFEST_COLUMNS
+    assert list(read_table(out / "timings.csv").columns) == ["id", "status", "duration_s", "n_chunks", *TIMING_COLUMNS]
