@@ -143,12 +143,31 @@ def read_manifest(folder: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_vectors(folder: str | os.PathLike, column: str = VECTOR) -> dict[str, np.ndarray]:
-    """id → float32 array of `column` for the rows with status "ok", in writing order."""
-    rows = read_rows(folder, arrays=True)
-    if column not in rows:
-        raise ShardError(f"shards in {folder} have no column {column!r}")
-    ok = rows[rows["status"] == "ok"]
-    return {i: as_array(v) for i, v in zip(ok["id"], ok[column])}
+    """id → float32 vector [d] of `column` for the rows with status "ok", in writing order (read column-wise:
+    no Python object per number). Raises ShardError when there is no shard, the column, or an id appears twice."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    files = shard_files(folder)
+    if not files:
+        raise ShardError(f"no shards (part-*.parquet) in {folder}")
+    vectors: dict[str, np.ndarray] = {}
+    for path in files:
+        if column not in pq.read_schema(path).names:
+            raise ShardError(f"shard {path} has no column {column!r}")
+        table = pq.read_table(path, columns=["id", "status", column])
+        table = table.filter(pc.equal(table["status"], "ok"))
+        if not table.num_rows:
+            continue
+        values = table[column].combine_chunks()
+        flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        offsets = values.offsets.to_numpy()
+        offsets = offsets - offsets[0]  # flatten() starts at the first offset of a sliced array
+        for i, track_id in enumerate(table["id"].to_pylist()):
+            if track_id in vectors:
+                raise ShardError(f"id written twice in {folder}: {track_id}")
+            vectors[track_id] = flat[offsets[i] : offsets[i + 1]]
+    return vectors
 
 
 def as_array(value) -> np.ndarray:

@@ -233,3 +233,44 @@ def test_manifest_columns_of_a_shard_directory(tracks, checkpoint, tmp_path):
     run(tracks[6:], out, checkpoint, "local")
     assert list(read_table(out / "manifest.csv").columns) == MANIFEST_COLUMNS
     assert list(read_table(out / "timings.csv").columns) == ["id", "status", "duration_s", "n_chunks", *TIMING_COLUMNS]
+
+
+def test_cli_writes_a_shard_folder_that_index_and_evaluate_read(checkpoint, speak, tmp_path, capsys):
+    """`embed --out FOLDER` (local engine, Silero on Piper speech), then `index build` and `evaluate` on the folder."""
+    import json
+
+    from paperlib.cli import main
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    speech = speak("I walked along the river in the evening light. The city lights were shining on the water.")
+    for name, gain in (("a", 0.5), ("b", 0.25), ("c", 0.4)):
+        sf.write(audio / f"{name}.wav", speech * gain / np.abs(speech).max(), SAMPLE_RATE)
+    (audio / "d.wav").write_bytes(b"RIFF junk")
+    out = tmp_path / "emb"
+    assert main(["embed", str(audio), "--model", str(checkpoint), "--out", str(out), "--engine", "local"]) == 0
+    assert list(read_table(out / "manifest.csv")["status"]) == ["ok", "ok", "ok", "error"]
+    assert main(["index", "build", str(out), "--out", str(tmp_path / "x.index")]) == 0
+    pd.DataFrame({"id": ["a", "b", "c"], "clique": ["w", "w", "w"]}).to_csv(tmp_path / "cliques.csv", index=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(tmp_path / "cliques.csv")]) == 0
+    assert json.loads(capsys.readouterr().out)["queries"] == 3
+
+
+def test_cli_user_errors_of_the_engine_options(checkpoint, tracks, tmp_path, capsys):
+    audio = str(tracks[0][1])
+    model = ["--model", str(checkpoint)]
+    assert main_args(["embed", audio, *model, "--out", str(tmp_path / "emb"), "--manifest", "m.csv"]) == 2
+    assert "go with an .npz OUT" in capsys.readouterr().err
+    assert main_args(["lyrics", audio, "--out", str(tmp_path / "t"), "--engine", "ray", "--keep-encoder-states"]) == 2
+    assert "--keep-encoder-states needs --engine local" in capsys.readouterr().err
+    assert main_args(["embed", audio, *model, "--out", str(tmp_path / "e.npz"), "--set", "scale.engine=spark"]) == 2
+    assert "scale.engine must be one of local, ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main_args(["embed", audio, *model, "--out", str(tmp_path / "e.npz"), "--engine", "spark"])
+
+
+def main_args(argv):
+    from paperlib.cli import main
+
+    return main(argv)
