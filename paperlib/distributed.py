@@ -77,7 +77,6 @@ def run_embed(
     inference: the loaded checkpoint for the local engine (default: loaded here); make_detector: a picklable
     callable building the vocal detector (default: the `vocals` one on the CPU).
     """
-    make_detector = make_detector or functools.partial(_default_detector, vocals)
     order = [track_id for track_id, _ in tracks]
     if not shards.is_shard_dir(out):
         embedded = embed_in_memory(tracks, checkpoint, vocals, cfg, inference, make_detector)
@@ -103,7 +102,6 @@ def embed_in_memory(
     make_detector: Callable[[], object] | None = None,
 ) -> embed.Embedded:
     """embed.Embedded of (id, path) tracks computed on cfg.scale.engine, in input order (held in memory)."""
-    make_detector = make_detector or functools.partial(_default_detector, vocals)
     batches = embed_batches(tracks, checkpoint, vocals, cfg, inference, make_detector)
     return embedded_from_rows([row for batch in batches for row in batch], [track_id for track_id, _ in tracks])
 
@@ -125,16 +123,18 @@ def embed_batches(
     vocals: Vocals,
     cfg: Config,
     inference: embed.Inference | None,
-    make_detector: Callable[[], object],
+    make_detector: Callable[[], object] | None,
 ) -> Iterator[list[dict]]:
-    """Track rows, `scale.shard_tracks` at a time (any order across batches under Ray)."""
+    """Track rows, `scale.shard_tracks` at a time (any order across batches under Ray). The default detector:
+    `vocals`' own, on the CPU in Ray's CPU tasks, on cfg.device locally (as embed.load_inference)."""
     if not tracks:
         return
     if cfg.scale.engine == "ray":
+        make_detector = make_detector or functools.partial(_default_detector, vocals)
         yield from _ray_embed(tracks, checkpoint, vocals, cfg, make_detector)
         return
     if inference is None:
-        inference = embed.load_inference(checkpoint, cfg, vocals, make_detector())
+        inference = embed.load_inference(checkpoint, cfg, vocals, make_detector() if make_detector else None)
     for lo in range(0, len(tracks), cfg.scale.shard_tracks):
         yield track_rows(inference.embed(tracks[lo : lo + cfg.scale.shard_tracks]))
 
