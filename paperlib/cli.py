@@ -376,7 +376,8 @@ def _add_embed(sub) -> None:
         description="Writes OUT (npz: id -> L2-normalised track vector, status ok only), OUT.manifest.csv (one row "
         "per input: ok | instrumental | error, as the teacher's manifest) and OUT.timings.csv (seconds per track: "
         "t_decode_s, t_detect_s, t_features_s, t_model_s). Vocal detection and chunking are the checkpoint's "
-        "(--set vocals.KEY=VALUE changes one); device, evaluate.batch_size and paths.models come from the settings.",
+        "(--set vocals.KEY=VALUE changes one); device, evaluate.batch_size and paths.models come from the settings. "
+        "A folder OUT gets Parquet shards instead (see --out); --engine ray runs on Ray Data (settings scale.*).",
     )
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument("--model", required=True, help="checkpoint folder of `paperlib train`")
