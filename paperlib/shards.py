@@ -132,16 +132,6 @@ def read_rows(folder: str | os.PathLike, arrays: bool = False) -> pd.DataFrame:
     return rows
 
 
-def read_manifest(folder: str | os.PathLike) -> pd.DataFrame:
-    """DIR/manifest.csv when the run finished (input order), else the shards' rows (MANIFEST_COLUMNS)."""
-    from paperlib.schema import read_table
-
-    if (Path(folder) / "manifest.csv").is_file():
-        return read_table(Path(folder) / "manifest.csv")
-    rows = read_rows(folder)
-    return rows.reindex(columns=MANIFEST_COLUMNS)
-
-
 def read_vectors(folder: str | os.PathLike, column: str = VECTOR) -> dict[str, np.ndarray]:
     """id → float32 vector [d] of `column` for the rows with status "ok", in writing order (read column-wise:
     no Python object per number). Raises ShardError when there is no shard, the column, or an id appears twice."""
