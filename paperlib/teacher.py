@@ -62,20 +62,25 @@ def training_tracks(cfg: Config) -> pd.DataFrame:
 
 def load_teacher(cfg: Config, vocal_settings: Vocals | None = None):
     """(vocal detector, Whisper transcriber, sentence encoder) of the settings, on cfg.device."""
+    detector = vocals.detector_for(vocal_settings or cfg.vocals, device=cfg.device)
+    embedder = text.load_embedder(cfg.models.text, cfg.paths.models, cfg.device)
+    return detector, load_transcriber(cfg), embedder
+
+
+def load_transcriber(cfg: Config, no_speech_threshold: float | None = None) -> asr.Transcriber:
+    """The teacher's Whisper with the `asr:` decoding settings; no_speech_threshold: Whisper's gating (off)."""
     from paperlib.offline import resolve_model
 
-    detector = vocals.detector_for(vocal_settings or cfg.vocals, device=cfg.device)
-    transcriber = asr.Transcriber(
+    return asr.Transcriber(
         resolve_model(cfg.models.whisper, cfg.paths.models),
         device=cfg.device,
         batch_size=cfg.asr.batch_size,
         language=cfg.asr.language or None,
         compression_ratio_threshold=cfg.asr.compression_ratio_threshold,
         logprob_threshold=cfg.asr.logprob_threshold,
+        no_speech_threshold=no_speech_threshold,
         seed=cfg.seed,
     )
-    embedder = text.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
-    return detector, transcriber, embedder
 
 
 def run_teacher(
