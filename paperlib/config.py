@@ -139,7 +139,7 @@ class Evaluate:
     batch_size: int = 32  # chunks per LIVI encoder batch at inference
     index: str = "Flat"  # faiss index_factory string of the retrieval example
     block_size: int = 2048  # rows per similarity tile in the metrics (memory ~ its square)
-    front_end_tracks: int = 0  # §5.2 compares front ends on each set's first N tracks in id order (0: all)
+    front_end_works: int = 0  # §5.2 compares front ends on all tracks of each set's first N works by id (0: all)
 
 
 @dataclass(frozen=True)

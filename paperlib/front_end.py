@@ -85,8 +85,9 @@ def _windows_of(path) -> np.ndarray:
 
 
 def compare(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both front ends on every evaluation set's first `evaluate.front_end_tracks` tracks (id order; 0: all) that
-    have audio: (scores per track, TRACK_COLUMNS; wall-clock seconds per track: set, id, front_end, seconds)."""
+    """Both front ends on the tracks with audio of every evaluation set's first `evaluate.front_end_works` works
+    (cliques, by id; 0: all): (scores per track, TRACK_COLUMNS; wall-clock seconds per track: set, id,
+    front_end, seconds)."""
     transcriber = teacher.load_transcriber(cfg, no_speech_threshold=cfg.asr.no_speech_threshold)
     scores, seconds = [], []
     for name in cfg.evaluate.sets:
@@ -99,17 +100,17 @@ def compare(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _tracks(name: str, cfg: Config) -> pd.DataFrame:
-    """id, path, lyrics ("" when the set has none) of the set's tracks with audio, first N in id order."""
+    """id, path, lyrics ("" when the set has none) of the set's tracks with audio of its first N works, by id."""
     folder = Path(cfg.paths.embeddings) / name
     tracks = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
-    tracks = tracks[tracks["path"] != ""].sort_values("id", kind="stable")
+    tracks = tracks[tracks["path"] != ""].sort_values(["clique", "id"], kind="stable")
+    if cfg.evaluate.front_end_works > 0:
+        tracks = tracks[tracks["clique"].isin(tracks["clique"].drop_duplicates().head(cfg.evaluate.front_end_works))]
+    lyrics = pd.Series(dtype=str)
     if (folder / "lyrics.manifest.csv").exists():
         lyrics = systems.set_tracks(name, cfg).set_index("id")["lyrics"].fillna("")
-        tracks = tracks.assign(lyrics=tracks["id"].map(lyrics).fillna(""))
-    else:
-        tracks = tracks.assign(lyrics="")
-    limit = cfg.evaluate.front_end_tracks
-    return (tracks.head(limit) if limit > 0 else tracks)[["id", "path", "lyrics"]].reset_index(drop=True)
+    tracks = tracks.assign(lyrics=tracks["id"].map(lyrics).fillna(""))
+    return tracks[["id", "path", "lyrics"]].reset_index(drop=True)
 
 
 def _detector_seconds(cfg: Config, name: str, ids) -> pd.DataFrame:
