@@ -41,7 +41,9 @@ class Transcriber:
     model: local folder or hub id (see paperlib.offline.resolve_model). language: None = detect
     per chunk (the paper's multilingual setting), or a code like "en"; ignored (with task) for
     English-only models. max_new_tokens: tokens decoded per chunk (224 = half the text context,
-    as openai-whisper's sample_len; None = up to the context). float16 on CUDA (bfloat16 with
+    as openai-whisper's sample_len; None = up to the context). no_speech_threshold: Whisper's gating (None =
+    off): a chunk whose no-speech probability is above it and whose mean log-probability is below
+    logprob_threshold gives "". float16 on CUDA (bfloat16 with
     dtype="bfloat16"), float32 on CPU.
     """
 
@@ -55,6 +57,7 @@ class Transcriber:
         compression_ratio_threshold: float | None = 1.35,
         logprob_threshold: float | None = -1.0,
         max_new_tokens: int | None = 224,
+        no_speech_threshold: float | None = None,
         seed: int = 0,
         dtype: str | None = None,
     ):
@@ -82,6 +85,7 @@ class Transcriber:
             temperature=tuple(temperatures),
             compression_ratio_threshold=compression_ratio_threshold,
             logprob_threshold=logprob_threshold,
+            no_speech_threshold=no_speech_threshold,
             condition_on_prev_tokens=False,
             return_timestamps=False,
             max_new_tokens=max_new_tokens,
@@ -142,6 +146,13 @@ def _first_output(captured: list):
     return hook
 
 
+def phrase_pattern(phrase: str) -> re.Pattern:
+    """`phrase` as a case-insensitive pattern: whole words at its alphanumeric ends, with the punctuation and
+    spaces right after it."""
+    edge = [r"\b" if c.isalnum() else "" for c in (phrase[0], phrase[-1])]
+    return re.compile(edge[0] + re.escape(phrase) + edge[1] + r"[\s.!?,]*", flags=re.IGNORECASE)
+
+
 def clean_transcript(
     text: str,
     hallucinations: Sequence[str] = HALLUCINATIONS,
@@ -156,8 +167,7 @@ def clean_transcript(
        whitespace and strip; 4. None when fewer than `min_words` words remain.
     """
     for phrase in sorted(hallucinations, key=len, reverse=True):
-        edge = [r"\b" if c.isalnum() else "" for c in (phrase[0], phrase[-1])]
-        text = re.sub(edge[0] + re.escape(phrase) + edge[1] + r"[\s.!?,]*", " ", text, flags=re.IGNORECASE)
+        text = phrase_pattern(phrase).sub(" ", text)
     words = text.split()
     kept: list[str] = []
     i = 0

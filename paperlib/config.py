@@ -49,6 +49,23 @@ class Models:
     text: str = "Alibaba-NLP/gte-multilingual-base"  # 768-d
 
 
+TABLE1_MODELS = (
+    "Alibaba-NLP/gte-multilingual-base",
+    "intfloat/multilingual-e5-small",
+    "intfloat/multilingual-e5-large",
+    "intfloat/multilingual-e5-large-instruct",
+    "jinaai/jina-embeddings-v3",
+    "sentence-transformers/paraphrase-multilingual-mpnet-base-v2",
+)
+
+
+@dataclass(frozen=True)
+class Text:
+    """Table 1 (§5.1): the sentence encoders compared on transcribed and editorial lyrics."""
+
+    models: tuple[str, ...] = TABLE1_MODELS  # hub ids, offline names or local folders
+
+
 @dataclass(frozen=True)
 class Corpus:
     """The generated multi-version corpus (train / val / test split by work)."""
@@ -84,6 +101,7 @@ class Asr:
     logprob_threshold: float = -1.0
     min_words: int = 4  # chunks with fewer words after clean-up are dropped
     max_repeats: int = 3  # a word repeated this often in a row collapses to one
+    no_speech_threshold: float = 0.6  # Whisper's no-speech gating of the fixed-window front end (§5.2)
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,7 @@ class Evaluate:
     batch_size: int = 32  # chunks per LIVI encoder batch at inference
     index: str = "Flat"  # faiss index_factory string of the retrieval example
     block_size: int = 2048  # rows per similarity tile in the metrics (memory ~ its square)
+    front_end_works: int = 0  # §5.2 compares front ends on all tracks of each set's first N works by id (0: all)
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,7 @@ class Config:
     device: str = "cpu"  # torch device: cpu | cuda
     paths: Paths = field(default_factory=Paths)
     models: Models = field(default_factory=Models)
+    text: Text = field(default_factory=Text)
     corpus: Corpus = field(default_factory=Corpus)
     vocals: Vocals = field(default_factory=Vocals)
     asr: Asr = field(default_factory=Asr)

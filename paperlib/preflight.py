@@ -12,7 +12,9 @@ from paperlib.offline import ModelUnavailableError, resolve_model
 def check(cfg: Config) -> dict:
     """What the profile will use, by role; raises ModelUnavailableError listing every missing piece."""
     found, problems = {}, []
-    for role, name in (("whisper", cfg.models.whisper), ("text model", cfg.models.text)):
+    roles = [("whisper", cfg.models.whisper), ("text model", cfg.models.text)]
+    roles += [(f"Table 1 model {name}", name) for name in cfg.text.models]
+    for role, name in roles:
         _record(found, problems, role, *_check_model(name, cfg.paths.models))
     _record(found, problems, "detector", *_check_detector(cfg.vocals))
     if cfg.train.checkpoint:

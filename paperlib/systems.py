@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from paperlib import embed, io, offline, teacher, text, vocals
+from paperlib import embed, io, teacher, text, vocals
 from paperlib.config import Config, Vocals
 from paperlib.schema import MANIFEST_COLUMNS, SYSTEMS, read_table, read_tracks, teacher_dir, timings_path
 
@@ -74,7 +74,7 @@ def embed_set(name: str, cfg: Config, model, feature_extractor, settings: Vocals
     _save_system(out, "whisper", embedded.manifest, embedded.pooled)
     teacher_out = _transcribe_set(name, pairs, cfg, settings)
     _subset_system(teacher_out / "manifest.csv", teacher_out / "text_embeddings.npz", present["id"], out, "asr")
-    embedder = text.TextEmbedder(offline.resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
+    embedder = text.load_embedder(cfg.models.text, cfg.paths.models, cfg.device)
     _embed_global(teacher_out, present["id"], out, embedder)
     if "lyrics" in tracks:
         _embed_lyrics(tracks, out, embedder)
@@ -139,20 +139,26 @@ def _save_system(out: Path, system: str, manifest: pd.DataFrame, vectors: dict) 
     io.write_csv(manifest[MANIFEST_COLUMNS], out / f"{system}.manifest.csv")
 
 
-def _embed_global(teacher_out: Path, ids, out: Path, embedder) -> None:
-    """t_global (§5.4): a track's kept chunk transcripts joined in time order and embedded once; t_global.json
-    records how many of them the text model cut at its max_seq_length."""
+def joined_transcripts(teacher_out: Path, ids) -> tuple[pd.DataFrame, pd.Series]:
+    """(the teacher's manifest rows of `ids`, id → its kept chunk transcripts joined in time order) for the tracks
+    the teacher accepted ("ok": at least one kept chunk), in manifest order: the text t_global embeds (§5.4)."""
     manifest = _subset_manifest(teacher_out / "manifest.csv", ids)
     chunks = read_table(teacher_out / "chunks.csv")
     joined = chunks[chunks["kept"].astype(str).str.lower() == "true"].groupby("id", sort=False)["text"].agg(" ".join)
-    ok = manifest.loc[manifest["status"] == "ok", "id"].tolist()  # the teacher's "ok": at least one kept chunk
-    texts = [joined[i] for i in ok]
-    io.save_npz(out / "t_global.npz", dict(zip(ok, embedder.embed(texts))))
+    ok = manifest.loc[manifest["status"] == "ok", "id"].tolist()
+    return manifest, joined.reindex(ok)
+
+
+def _embed_global(teacher_out: Path, ids, out: Path, embedder) -> None:
+    """t_global (§5.4): a track's transcript embedded once; t_global.json records how many transcripts the text
+    model cut at its max_seq_length."""
+    manifest, texts = joined_transcripts(teacher_out, ids)
+    io.save_npz(out / "t_global.npz", dict(zip(texts.index, embedder.embed(texts.tolist()))))
     io.write_csv(manifest, out / "t_global.manifest.csv")
     info = {
         "max_seq_length": int(embedder.model.max_seq_length),
-        "tracks": len(ok),
-        "truncated": embedder.truncated(texts),
+        "tracks": len(texts),
+        "truncated": embedder.truncated(texts.tolist()),
     }
     io.write_json(info, out / "t_global.json")
 

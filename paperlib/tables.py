@@ -74,6 +74,19 @@ def published_table2() -> pd.DataFrame:
     return table
 
 
+# --------------------------------------------------------------------------- Table 1
+TABLE1_METRICS = ["MR1", "HR1", "MAP10"]
+
+
+def table1(results: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 from the text_models stage's rows: set, lyrics, model and the paper's metrics, plus MAP, queries and
+    coverage (best per set and lyrics source in bold when written with group=TABLE1_GROUP)."""
+    return results[["set", "lyrics", "model", *TABLE1_METRICS, "MAP", "queries", "coverage"]]
+
+
+TABLE1_GROUP = ("set", "lyrics")
+
+
 PUBLISHED_PARAMETERS = {"LIVI (published)": 31.9e6, "ByteCover2 (published)": 202.3e6, "CLEWS (published)": 196.8e6}
 """Trainable parameters as the paper reports them (§5.5)."""
 
@@ -123,28 +136,28 @@ def _track_cosines(livi: Path, transcripts: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- output
-def write(table: pd.DataFrame, stem: str | Path, ranked: bool = True) -> None:
+def write(table: pd.DataFrame, stem: str | Path, ranked: bool = True, group: tuple[str, ...] = ("set",)) -> None:
     """`stem`.csv (plain numbers), `stem`.md and `stem`.tex (booktabs); a `ranked` table (systems compared) has
-    the best value per set in bold and † after values whose p_<metric> < 0.05."""
+    the best value per `group` (columns) in bold and † after values whose p_<metric> < 0.05."""
     stem = Path(stem)
     io.write_csv(table, stem.with_suffix(".csv"))
     with io.atomic_path(stem.with_suffix(".md")) as tmp:
-        markdown = _formatted(table, ranked, ("**", "**")).to_markdown(index=False, disable_numparse=True)
+        markdown = _formatted(table, ranked, ("**", "**"), group).to_markdown(index=False, disable_numparse=True)
         tmp.write_text(markdown + "\n")
     with io.atomic_path(stem.with_suffix(".tex")) as tmp:
-        shown = _formatted(table, ranked, ("\\textbf{", "}"))
+        shown = _formatted(table, ranked, ("\\textbf{", "}"), group)
         tmp.write_text(shown.to_latex(index=False, escape=False, column_format="l" * 2 + "r" * (shown.shape[1] - 2)))
 
 
-def _formatted(table: pd.DataFrame, ranked: bool, bold: tuple[str, str]) -> pd.DataFrame:
+def _formatted(table: pd.DataFrame, ranked: bool, bold: tuple[str, str], group=("set",)) -> pd.DataFrame:
     """Numbers as text (3 decimals); if `ranked`, the best per set between the `bold` markers and † marks.
     The p-value columns are dropped."""
     shown = table.drop(columns=[c for c in table if c.startswith("p_")]).astype(object)
-    group = table["set"] if "set" in table else pd.Series(0, index=table.index)
+    keys = [table[c] for c in group if c in table] or [pd.Series(0, index=table.index)]
     for column in shown:
         if not pd.api.types.is_float_dtype(table[column]):
             continue
-        best = table.groupby(group)[column].transform("min" if column in LOWER_IS_BETTER else "max")
+        best = table.groupby(keys)[column].transform("min" if column in LOWER_IS_BETTER else "max")
         for i in table.index:
             value = table.at[i, column]
             text = "" if pd.isna(value) else f"{value:.3f}"

@@ -66,21 +66,25 @@ def load_teacher(cfg: Config, vocal_settings: Vocals | None = None):
     return (detector, *load_asr(cfg))
 
 
-def load_asr(cfg: Config):
+def load_asr(cfg: Config) -> tuple[asr.Transcriber, text.TextEmbedder]:
     """(Whisper transcriber, sentence encoder) of the settings, on cfg.device."""
+    return load_transcriber(cfg), text.load_embedder(cfg.models.text, cfg.paths.models, cfg.device)
+
+
+def load_transcriber(cfg: Config, no_speech_threshold: float | None = None) -> asr.Transcriber:
+    """The teacher's Whisper with the `asr:` decoding settings; no_speech_threshold: Whisper's gating (off)."""
     from paperlib.offline import resolve_model
 
-    transcriber = asr.Transcriber(
+    return asr.Transcriber(
         resolve_model(cfg.models.whisper, cfg.paths.models),
         device=cfg.device,
         batch_size=cfg.asr.batch_size,
         language=cfg.asr.language or None,
         compression_ratio_threshold=cfg.asr.compression_ratio_threshold,
         logprob_threshold=cfg.asr.logprob_threshold,
+        no_speech_threshold=no_speech_threshold,
         seed=cfg.seed,
     )
-    embedder = text.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models), device=cfg.device)
-    return transcriber, embedder
 
 
 def run_teacher(

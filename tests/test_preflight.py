@@ -9,16 +9,23 @@ from paperlib.offline import ModelUnavailableError
 
 
 def settings(models_dir, *overrides):
-    """The paper's defaults with Silero, the demo set and the models named by `overrides`."""
-    return config.load(
-        None, [f"paths.models={models_dir}", "vocals.detector=silero", "evaluate.sets=[demo]", *overrides]
-    )
+    """The paper's defaults with Silero, the demo set, no Table 1 models and the models named by `overrides`."""
+    defaults = [f"paths.models={models_dir}", "vocals.detector=silero", "evaluate.sets=[demo]", "text.models=[]"]
+    return config.load(None, [*defaults, *overrides])
 
 
 def test_offline_models_pass(models_dir, whisper_tiny_en, minilm):
     """Offline names found under paths.models resolve to their folders; Silero needs nothing."""
-    found = preflight.check(settings(models_dir, "models.whisper=whisper-tiny.en", "models.text=all-MiniLM-L6-v2"))
-    assert found == {"whisper": str(whisper_tiny_en), "text model": str(minilm), "detector": "silero"}
+    cfg = settings(
+        models_dir, "models.whisper=whisper-tiny.en", "models.text=all-MiniLM-L6-v2", "text.models=[all-MiniLM-L6-v2]"
+    )
+    found = preflight.check(cfg)
+    assert found == {
+        "whisper": str(whisper_tiny_en),
+        "text model": str(minilm),
+        "Table 1 model all-MiniLM-L6-v2": str(minilm),
+        "detector": "silero",
+    }
 
 
 def test_every_missing_piece_is_named_at_once(tmp_path):
@@ -28,6 +35,7 @@ def test_every_missing_piece_is_named_at_once(tmp_path):
         tmp_path,
         "models.whisper=openai/whisper-large-v3",
         "models.text=nobody/no-model",
+        "text.models=[nobody/table-one-model]",
         f"train.data={tmp_path / 'missing.csv'}",
         "evaluate.sets=[demo, covers80]",
         f"evaluate.audio_root={tmp_path / 'audio'}",
@@ -35,10 +43,11 @@ def test_every_missing_piece_is_named_at_once(tmp_path):
     with pytest.raises(ModelUnavailableError) as info:
         preflight.check(cfg)
     message = str(info.value)
-    assert message.startswith("the profile cannot run here:") and message.count("\n  - ") == 4
+    assert message.startswith("the profile cannot run here:") and message.count("\n  - ") == 5
     for piece in (
         "model 'openai/whisper-large-v3'",
         "model 'nobody/no-model'",
+        "model 'nobody/table-one-model'",
         "missing.csv",
         "no audio for evaluation set 'covers80'",
     ):

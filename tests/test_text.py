@@ -85,3 +85,28 @@ def test_trust_remote_code_is_passed(tiny_random_sentence_model, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="gte-multilingual-base is not available offline"):
         TextEmbedder("Alibaba-NLP/gte-multilingual-base")  # the paper's model: remote code on by default
     assert [flag for _, flag in seen] == [True, False, True]
+
+
+def test_model_card_prompts_and_tasks(tiny_random_sentence_model, monkeypatch):
+    """e5 models get their "query: " prompt (large-instruct its instruction), jina its text-matching adapter; the
+    hub id decides, also when the weights come from a local folder (here: the tiny random model)."""
+    from sentence_transformers import SentenceTransformer
+
+    from paperlib import text
+
+    calls = []
+    real = SentenceTransformer.encode
+
+    def recording(self, sentences, **kwargs):
+        calls.append({k: kwargs[k] for k in ("prompt", "task") if k in kwargs})
+        return real(self, sentences, **{k: v for k, v in kwargs.items() if k != "task"})
+
+    monkeypatch.setattr(SentenceTransformer, "encode", recording)
+    folder = str(tiny_random_sentence_model)
+    for name in ("intfloat/multilingual-e5-small", "intfloat/multilingual-e5-large-instruct", folder):
+        text.TextEmbedder(folder, name=name, trust_remote_code=False).embed(["love you"])
+    assert calls == [{"prompt": "query: "}, {"prompt": text.E5_INSTRUCTION}, {}]
+    assert text.ENCODE_OPTIONS["jinaai/jina-embeddings-v3"] == {"task": "text-matching"}
+    prompted = text.TextEmbedder(folder, name="intfloat/multilingual-e5-small", trust_remote_code=False)
+    plain = text.TextEmbedder(folder, trust_remote_code=False)
+    assert not np.allclose(prompted.embed(["love you"]), plain.embed(["love you"]))  # the prompt is encoded
