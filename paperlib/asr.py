@@ -183,7 +183,8 @@ def clean_transcript(
     return text if len(kept) >= min_words else None
 
 
-def _normalise_for_wer(text: str) -> str:
+def normalise_for_wer(text: str) -> str:
+    """Lower case, punctuation and apostrophes removed, whitespace collapsed."""
     text = re.sub(r"[^\w\s']|_", " ", text.lower())
     return " ".join(text.replace("'", "").split())
 
@@ -193,4 +194,4 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     whitespace collapsed. "Don't stop!" and "dont stop" are equal (WER 0)."""
     import jiwer
 
-    return float(jiwer.wer(_normalise_for_wer(reference), _normalise_for_wer(hypothesis)))
+    return float(jiwer.wer(normalise_for_wer(reference), normalise_for_wer(hypothesis)))

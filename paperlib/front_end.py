@@ -7,10 +7,11 @@ Two front ends transcribe the same tracks with the same Whisper and decoding set
             feature extractor), Whisper's no-speech gating on (`asr.no_speech_threshold`: a window whose
             no-speech probability is above it and whose mean log-probability is below `asr.logprob_threshold`
             gives no text).
-Per track: chunks transcribed, hallucinations (raw outputs, before clean-up, that contain a phrase of
-paperlib.asr.HALLUCINATIONS; one per output) and WER of the raw outputs joined in time order against the editorial
-lyrics (tracks with lyrics only; a vocal track that got no text has WER 1). Seconds per track are wall-clock and
-go to the runtime folder.
+Per track: chunks transcribed, texts (raw outputs with at least one word), hallucinations (raw outputs, before
+clean-up, that contain a phrase of paperlib.asr.HALLUCINATIONS; one per output), the editorial lyrics' word count
+(NaN where the set has no lyrics; 0 for an instrumental track, whose every text is invented) and WER of the raw
+outputs joined in time order against the lyrics (sung tracks only; a sung track that got no text has WER 1).
+Seconds per track are wall-clock and go to the runtime folder.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from paperlib.config import Config
 from paperlib.schema import read_table, teacher_dir, timings_path
 
 FRONT_ENDS = {"detector": "vocal detection", "windows": "fixed 30 s windows"}
-TRACK_COLUMNS = ["set", "id", "front_end", "chunks", "hallucinations", "wer"]
+TRACK_COLUMNS = ["set", "id", "front_end", "chunks", "texts", "hallucinations", "lyrics_words", "wer"]
 
 
 def fixed_windows(wave: np.ndarray, window_s: float = 30.0) -> np.ndarray:
@@ -45,10 +46,18 @@ def count_hallucinations(outputs, phrases=asr.HALLUCINATIONS) -> int:
     return sum(any(asr.phrase_pattern(p).search(text or "") for p in phrases) for text in outputs)
 
 
-def track_row(track_id: str, outputs: list[str], lyrics: str) -> dict:
-    """chunks, hallucinations and WER (NaN without lyrics) of one track's raw transcripts."""
-    wer = asr.word_error_rate(lyrics, " ".join(outputs)) if lyrics.strip() else np.nan
-    return {"id": track_id, "chunks": len(outputs), "hallucinations": count_hallucinations(outputs), "wer": wer}
+def track_row(track_id: str, outputs: list[str], lyrics: str | None) -> dict:
+    """Scores of one track's raw transcripts; lyrics None: unknown (no WER, no word count), "": instrumental."""
+    words = np.nan if lyrics is None else len(lyrics.split())
+    wer = asr.word_error_rate(lyrics, " ".join(outputs)) if words and words > 0 else np.nan
+    return {
+        "id": track_id,
+        "chunks": len(outputs),
+        "texts": sum(bool(asr.normalise_for_wer(o)) for o in outputs),
+        "hallucinations": count_hallucinations(outputs),
+        "lyrics_words": words,
+        "wer": wer,
+    }
 
 
 def detector_route(teacher_out: Path, tracks: pd.DataFrame) -> pd.DataFrame:
@@ -100,16 +109,17 @@ def compare(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _tracks(name: str, cfg: Config) -> pd.DataFrame:
-    """id, path, lyrics ("" when the set has none) of the set's tracks with audio of its first N works, by id."""
+    """id, path, lyrics (None where the set has none) of the set's tracks with audio of its first N works, by id."""
     folder = Path(cfg.paths.embeddings) / name
     tracks = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
     tracks = tracks[tracks["path"] != ""].sort_values(["clique", "id"], kind="stable")
     if cfg.evaluate.front_end_works > 0:
         tracks = tracks[tracks["clique"].isin(tracks["clique"].drop_duplicates().head(cfg.evaluate.front_end_works))]
-    lyrics = pd.Series(dtype=str)
     if (folder / "lyrics.manifest.csv").exists():
         lyrics = systems.set_tracks(name, cfg).set_index("id")["lyrics"].fillna("")
-    tracks = tracks.assign(lyrics=tracks["id"].map(lyrics).fillna(""))
+        tracks = tracks.assign(lyrics=tracks["id"].map(lyrics).fillna(""))
+    else:
+        tracks = tracks.assign(lyrics=None)
     return tracks[["id", "path", "lyrics"]].reset_index(drop=True)
 
 
@@ -117,16 +127,17 @@ def _detector_seconds(cfg: Config, name: str, ids) -> pd.DataFrame:
     """The teacher's wall-clock detection + transcription seconds of `ids` (NaN where not recorded)."""
     path = timings_path(cfg.paths.runtime, name, "teacher")
     timings = read_table(path).set_index("id") if path.exists() else pd.DataFrame(columns=["t_detect_s", "t_asr_s"])
-    spent = timings.reindex(list(ids))[["t_detect_s", "t_asr_s"]].astype(float)
+    spent = timings.reindex(list(ids))[["t_detect_s", "t_asr_s"]].apply(pd.to_numeric, errors="coerce")
     return pd.DataFrame({"id": list(ids), "front_end": "detector", "seconds": spent.sum(axis=1, min_count=1).values})
 
 
 def summary(per_track: pd.DataFrame) -> pd.DataFrame:
-    """Per set and front end: tracks, chunks, hallucinations (total, per track), mean WER over the tracks with
-    lyrics, and the Wilcoxon p of the per-track WER difference between the two front ends."""
+    """Per set and front end: tracks, chunks, hallucinations (total, per track), texts on the instrumental tracks
+    (where the set has lyrics), mean WER over the sung tracks and the Wilcoxon p of the per-track WER difference
+    between the two front ends."""
     rows = []
     for (name, front_end), group in per_track.groupby(["set", "front_end"], sort=False):
-        scored = group.dropna(subset=["wer"])
+        sung, instrumental = group[group["lyrics_words"] > 0], group[group["lyrics_words"] == 0]
         rows.append(
             {
                 "set": name,
@@ -135,8 +146,10 @@ def summary(per_track: pd.DataFrame) -> pd.DataFrame:
                 "chunks": int(group["chunks"].sum()),
                 "hallucinations": int(group["hallucinations"].sum()),
                 "hallucinations_per_track": group["hallucinations"].mean(),
-                "WER": scored["wer"].mean() if len(scored) else np.nan,
-                "tracks_with_lyrics": len(scored),
+                "instrumental_tracks": len(instrumental),
+                "texts_on_instrumental": int(instrumental["texts"].sum()),
+                "WER": sung["wer"].mean() if len(sung) else np.nan,
+                "sung_tracks": len(sung),
             }
         )
     table = pd.DataFrame(rows)

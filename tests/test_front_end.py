@@ -31,10 +31,20 @@ def test_hallucinations_are_counted_per_output_before_clean_up():
 
 
 def test_track_row_scores_raw_outputs_against_lyrics():
-    row = front_end.track_row("t1", ["the harbor light", "Thank you for watching."], "The harbor light.")
-    assert row == {"id": "t1", "chunks": 2, "hallucinations": 1, "wer": pytest.approx(4 / 3)}
-    assert front_end.track_row("t2", [], "sung words here")["wer"] == 1.0  # a vocal track that got no text
-    assert np.isnan(front_end.track_row("t3", ["Thanks for watching"], "")["wer"])  # no lyrics: no WER
+    row = front_end.track_row("t1", ["the harbor light", "Thank you for watching.", "♪"], "The harbor light.")
+    assert row == {
+        "id": "t1",
+        "chunks": 3,
+        "texts": 2,  # "♪" has no word
+        "hallucinations": 2,
+        "lyrics_words": 3,
+        "wer": pytest.approx(4 / 3),
+    }
+    assert front_end.track_row("t2", [], "sung words here")["wer"] == 1.0  # a sung track that got no text
+    instrumental = front_end.track_row("t3", ["the more you go the more you find"], "")
+    assert (instrumental["texts"], instrumental["lyrics_words"]) == (1, 0) and np.isnan(instrumental["wer"])
+    unknown = front_end.track_row("t4", ["words"], None)  # a set without lyrics
+    assert np.isnan(unknown["lyrics_words"]) and np.isnan(unknown["wer"])
 
 
 def test_detector_route_reads_the_teachers_raw_transcripts(tmp_path):
@@ -61,18 +71,23 @@ def test_detector_route_reads_the_teachers_raw_transcripts(tmp_path):
 def test_summary_and_paired_wer_test():
     rows = []
     for i in range(8):
-        rows.append({"set": "demo", "id": f"t{i}", "front_end": "detector", "chunks": 1, "hallucinations": 0})
-        rows[-1]["wer"] = 0.1
-        rows.append({"set": "demo", "id": f"t{i}", "front_end": "windows", "chunks": 2, "hallucinations": i % 2})
-        rows[-1]["wer"] = 0.1 + 0.05 * (i + 1)
-    rows.append({"set": "demo", "id": "x", "front_end": "windows", "chunks": 1, "hallucinations": 3, "wer": np.nan})
-    rows.append({"set": "demo", "id": "x", "front_end": "detector", "chunks": 0, "hallucinations": 0, "wer": np.nan})
+        base = {"set": "demo", "id": f"t{i}", "lyrics_words": 10}
+        rows.append(base | {"front_end": "detector", "chunks": 1, "texts": 1, "hallucinations": 0, "wer": 0.1})
+        rows.append(
+            base
+            | {"front_end": "windows", "chunks": 2, "texts": 2, "hallucinations": i % 2, "wer": 0.1 + 0.05 * (i + 1)}
+        )
+    instrumental = {"set": "demo", "id": "x", "lyrics_words": 0, "wer": np.nan}
+    rows.append(instrumental | {"front_end": "windows", "chunks": 1, "texts": 1, "hallucinations": 3})
+    rows.append(instrumental | {"front_end": "detector", "chunks": 0, "texts": 0, "hallucinations": 0})
     table = front_end.summary(pd.DataFrame(rows)).set_index("front_end")
     windows, detector = table.loc["fixed 30 s windows"], table.loc["vocal detection"]
     assert (windows["tracks"], windows["chunks"], windows["hallucinations"]) == (9, 17, 7)
     assert windows["hallucinations_per_track"] == pytest.approx(7 / 9)
+    assert (windows["instrumental_tracks"], windows["texts_on_instrumental"]) == (1, 1)
+    assert (detector["instrumental_tracks"], detector["texts_on_instrumental"]) == (1, 0)
     assert windows["WER"] == pytest.approx(0.1 + 0.05 * 4.5) and detector["WER"] == pytest.approx(0.1)
-    assert windows["tracks_with_lyrics"] == 8
+    assert windows["sung_tracks"] == 8
     # all 8 differences positive: exact two-sided Wilcoxon p = 2 / 2^8
     assert windows["WER_wilcoxon_p"] == pytest.approx(2 / 256) == detector["WER_wilcoxon_p"]
 

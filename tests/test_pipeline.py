@@ -65,9 +65,23 @@ def test_results_table_has_every_system_in_range(pipeline):
         "paper/table2.tex",
         "paper/table2_published.md",
         "paper/section5_3.csv",
+        "paper/table1.csv",
+        "paper/table1.tex",
+        "paper/table1_published.md",
+        "paper/section5_2.csv",
+        "paper/section5_2.md",
     ):
         assert (repo / "results" / name).stat().st_size > 0, name
     assert (repo / "notebooks/executed/06_evaluate.ipynb").exists()
+    table1 = pd.read_csv(repo / "results/paper/table1.csv")
+    assert table1[["lyrics", "model"]].values.tolist() == [
+        [lyrics, model]
+        for lyrics in ("transcribed", "editorial")
+        for model in ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
+    ]
+    front_ends = pd.read_csv(repo / "results/paper/section5_2.csv")
+    assert front_ends["front_end"].tolist() == ["vocal detection", "fixed 30 s windows"]
+    assert front_ends["WER"].between(0, 2).all() and (front_ends["sung_tracks"] > 0).all()
 
 
 def test_nothing_to_do_on_a_second_repro(pipeline):
