@@ -3,8 +3,8 @@
 Two front ends transcribe the same tracks with the same Whisper and decoding settings (`asr:`):
   detector  the teacher's route: vocal chunks (paperlib.vocals), instrumental tracks never reach Whisper;
             its raw transcripts are the teacher's own (chunks.csv, raw_text);
-  windows   every track cut into non-overlapping 30 s windows from 0 s (the last one shorter, padded by Whisper's
-            feature extractor), Whisper's no-speech gating on (`asr.no_speech_threshold`: a window whose
+  windows   every track cut into non-overlapping 30 s windows from 0 s (the last one zero-padded, as Whisper's
+            feature extractor pads), Whisper's no-speech gating on (`asr.no_speech_threshold`: a window whose
             no-speech probability is above it and whose mean log-probability is below `asr.logprob_threshold`
             gives no text).
 Per track: chunks transcribed, texts (raw outputs with at least one word), hallucinations (raw outputs, before
@@ -115,11 +115,8 @@ def _tracks(name: str, cfg: Config) -> pd.DataFrame:
     tracks = tracks[tracks["path"] != ""].sort_values(["clique", "id"], kind="stable")
     if cfg.evaluate.front_end_works > 0:
         tracks = tracks[tracks["clique"].isin(tracks["clique"].drop_duplicates().head(cfg.evaluate.front_end_works))]
-    if (folder / "lyrics.manifest.csv").exists():
-        lyrics = systems.set_tracks(name, cfg).set_index("id")["lyrics"].fillna("")
-        tracks = tracks.assign(lyrics=tracks["id"].map(lyrics).fillna(""))
-    else:
-        tracks = tracks.assign(lyrics=None)
+    lyrics = systems.editorial_lyrics(name, cfg)
+    tracks = tracks.assign(lyrics=None if lyrics is None else tracks["id"].map(lyrics).fillna(""))
     return tracks[["id", "path", "lyrics"]].reset_index(drop=True)
 
 

@@ -38,6 +38,14 @@ def set_tracks(name: str, cfg: Config) -> pd.DataFrame:
     return benchmarks.match_audio(table, Path(cfg.evaluate.audio_root) / name)
 
 
+def editorial_lyrics(name: str, cfg: Config) -> pd.Series | None:
+    """id → editorial lyrics ("" for an instrumental track) of set `name`, or None when the set has no lyrics (the
+    `embed` stage wrote no lyrics system for it)."""
+    if not (Path(cfg.paths.embeddings) / name / "lyrics.manifest.csv").exists():
+        return None
+    return set_tracks(name, cfg).set_index("id")["lyrics"].fillna("")
+
+
 def embed_set(name: str, cfg: Config, model, feature_extractor, settings: Vocals) -> dict:
     """Write every system's embeddings of set `name`; returns the audio found and the counts per system and status.
 

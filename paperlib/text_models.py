@@ -29,9 +29,9 @@ def set_texts(name: str, cfg: Config) -> tuple[pd.DataFrame, dict[str, pd.Series
     teacher_out = teacher_dir(cfg.paths.teacher, cfg.paths.embeddings, name)
     present = cliques.loc[cliques["path"] != "", "id"]
     texts = {"transcribed": systems.joined_transcripts(teacher_out, present)[1]}
-    if (folder / "lyrics.manifest.csv").exists():
-        tracks = systems.set_tracks(name, cfg).set_index("id")["lyrics"].fillna("")
-        texts["editorial"] = tracks[tracks.str.strip() != ""]
+    lyrics = systems.editorial_lyrics(name, cfg)
+    if lyrics is not None:
+        texts["editorial"] = lyrics[lyrics.str.strip() != ""]
     return cliques[["id", "clique"]], texts
 
 
