@@ -128,7 +128,7 @@ def test_lyrics_are_sung_audibly():
 
 
 def test_size_spec_and_cli_errors(tmp_path, capsys):
-    assert corpus.size_spec("7")["works"] == 7 and corpus.size_spec("demo")["works"] == 40
+    assert corpus.size_spec("7")["works"] == 7 and corpus.size_spec("demo")["works"] == 58
     for bad in ("huge", "2", "-5", "1.5"):
         with pytest.raises(ValueError):
             corpus.size_spec(bad)
