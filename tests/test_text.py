@@ -21,7 +21,9 @@ def test_minilm_embeddings(minilm_embedder):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     similar, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert similar > 0.5 > unrelated
-    np.testing.assert_array_equal(minilm_embedder.embed(texts[:1]), vectors[:1])
+    # A text's vector does not depend on its batch, up to float32 rounding: padding to the
+    # batch's longest text changes the matmul shapes, and with them the summation order.
+    np.testing.assert_allclose(minilm_embedder.embed(texts[:1]), vectors[:1], rtol=0, atol=1e-6)
     assert minilm_embedder.embed([]).shape == (0, 384)
 
 
