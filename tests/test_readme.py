@@ -1,0 +1,32 @@
+"""The README quotes result files verbatim (between `<!-- quote: PATH -->` and `<!-- end quote -->`, optionally
+inside a code fence), so its numbers are the committed results' and go stale only with a failing test."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+QUOTE = re.compile(r"<!-- quote: (?P<path>\S+) -->\n(?P<body>.*?)\n<!-- end quote -->", re.S)
+
+
+def quotes(text: str) -> dict[str, str]:
+    """{path: quoted text} with a surrounding ``` fence removed."""
+    found = {}
+    for match in QUOTE.finditer(text):
+        body = re.sub(r"\A```[a-z]*\n(.*)\n```\Z", r"\1", match["body"].strip(), flags=re.S)
+        found[match["path"]] = body.strip()
+    return found
+
+
+def test_quotes_parse_fenced_and_plain_blocks():
+    text = (
+        'a\n<!-- quote: x.json -->\n```json\n{"a": 1}\n```\n<!-- end quote -->\n'
+        "<!-- quote: t.md -->\n| t |\n<!-- end quote -->\n"
+    )
+    assert quotes(text) == {"x.json": '{"a": 1}', "t.md": "| t |"}
+
+
+def test_readme_quotes_the_committed_results():
+    found = quotes((ROOT / "README.md").read_text())
+    assert {"results/seed_spread.json", "results/paper/table2.md"} <= set(found)
+    for path, body in found.items():
+        assert body == (ROOT / path).read_text().strip(), f"README quotes {path}: copy the file into its block again"
