@@ -59,6 +59,28 @@ def check_vectors(vectors, ids: Sequence[str], dim: int | None = None, what: str
     return normalise(x)
 
 
+def train_transform(transform: faiss.VectorTransform, x: np.ndarray) -> None:
+    """Train one pre-transform of an inner-product index on rows x. A PCA is fitted to x and −x: faiss' PCA
+    subtracts the training mean, which changes inner products (LIVI vectors share a mean direction); on the
+    symmetric sample the mean is zero and the axes are those of the uncentred second moment, so the projected
+    inner products are the cosines less the dropped axes' share."""
+    transform = faiss.downcast_VectorTransform(transform)
+    transform.train(np.vstack([x, -x]) if isinstance(transform, faiss.PCAMatrix) else x)
+
+
+def train(index: faiss.Index, x: np.ndarray) -> None:
+    """Train `index` (any index_factory result) on rows x, its pre-transforms by `train_transform`."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexPreTransform):
+        sample = x
+        for i in range(index.chain.size()):
+            transform = index.chain.at(i)
+            if not transform.is_trained:
+                train_transform(transform, sample)
+            sample = transform.apply(sample)
+    index.train(x)  # trained pre-transforms are kept; the rest is trained on x mapped through them
+
+
 def faiss_message(exc: Exception) -> str:
     """The first line of a faiss error without its C++ location."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -95,9 +117,9 @@ class CoverIndex:
             raise RetrievalError("no tracks to index")
         x = check_vectors(vectors, ids)
         index = cls(x.shape[1], factory, search_params)
-        if not index.index.is_trained:  # IVF/PQ/SQ: k-means with faiss' fixed default seed
+        if not index.index.is_trained:  # PCA/IVF/PQ/SQ: k-means with faiss' fixed default seed
             try:
-                index.index.train(x)
+                train(index.index, x)
             except RuntimeError as exc:
                 raise RetrievalError(f"cannot train {factory!r} on {len(x)} tracks: {faiss_message(exc)}") from None
         index.add(ids, x, paths)
