@@ -78,7 +78,8 @@ class ShardWriter:
                 seen.add(row["id"])
         if not fresh:
             return None
-        table = pa.Table.from_pylist([{k: _plain(v) for k, v in row.items()} for row in fresh])
+        columns = list(dict.fromkeys(k for row in fresh for k in row))  # every row's fields, first seen first
+        table = pa.Table.from_pylist([{k: _plain(row.get(k)) for k in columns} for row in fresh])
         path = self.folder / f"part-{self.next:06d}.parquet"
         with io.atomic_path(path) as tmp:
             pq.write_table(table, tmp)

@@ -166,6 +166,16 @@ def test_a_dead_actor_is_restarted_and_nothing_is_lost_or_repeated(
     assert_same_vectors(shards.read_vectors(out), npz(local_run))
 
 
+def test_a_shard_keeps_fields_its_first_row_lacks(tmp_path):
+    """A failed track has no vocalness; a shard whose first row is one keeps the others' (pyarrow infers a table's
+    columns from its first row alone)."""
+    writer = shards.ShardWriter(tmp_path / "shards")
+    writer.write([{"id": "bad", "status": "error"}, {"id": "ok", "status": "ok", "mean_vocalness": 0.9, "n_chunks": 2}])
+    rows = shards.read_rows(tmp_path / "shards").set_index("id")
+    assert rows.loc["ok", "mean_vocalness"] == 0.9 and rows.loc["ok", "n_chunks"] == 2
+    assert pd.isna(rows.loc["bad", "mean_vocalness"])
+
+
 DRIVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
