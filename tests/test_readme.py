@@ -2,6 +2,7 @@
 inside a code fence), so its numbers are the committed results' and go stale only with a failing test."""
 
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -25,8 +26,15 @@ def test_quotes_parse_fenced_and_plain_blocks():
     assert quotes(text) == {"x.json": '{"a": 1}', "t.md": "| t |"}
 
 
+def committed(path: str) -> str:
+    """The file as committed (HEAD): a `dvc repro` on another machine may rewrite the working copy; outside a git
+    checkout, the file itself."""
+    proc = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else (ROOT / path).read_text()
+
+
 def test_readme_quotes_the_committed_results():
     found = quotes((ROOT / "README.md").read_text())
     assert {"results/seed_spread.json", "results/paper/table2.md"} <= set(found)
     for path, body in found.items():
-        assert body == (ROOT / path).read_text().strip(), f"README quotes {path}: copy the file into its block again"
+        assert body == committed(path).strip(), f"README quotes {path}: copy the committed file into its block again"
