@@ -545,7 +545,7 @@ def _run_index(args) -> int:
 
     try:
         if args.action == "info":
-            print(json.dumps(CoverIndex.load(args.index).info()))
+            print(json.dumps(CoverIndex.load(args.index, mapped=True).info()))
             return 0
         ids, vectors, paths = read_catalogue(args.embeddings, args.manifest)
         if args.action == "build":
@@ -627,7 +627,7 @@ def _load_index(path):
     from paperlib.retrieval import CoverIndex, RetrievalError
 
     try:
-        index = CoverIndex.load(path)
+        index = CoverIndex.load(path, mapped=True)
     except RetrievalError as exc:
         raise UserError(str(exc)) from None
     if len(index) == 0:

@@ -51,7 +51,15 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     Unlike `np.savez`, member timestamps are fixed, so equal arrays give byte-identical files.
     Readable with `np.load`.
     """
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+    with atomic_path(path) as tmp:
+        append_npz(tmp, arrays)
+
+
+def append_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Append an uncompressed zip of .npy members with fixed timestamps to `path` (a new file, an empty one or
+    any other file: the archive then follows its bytes, as a self-extracting archive follows its program;
+    `zipfile` reads it, `np.load` only when nothing precedes it)."""
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED) as archive:
         for key, value in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(info, "w", force_zip64=True) as member:

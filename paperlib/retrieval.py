@@ -4,11 +4,13 @@ Vectors are L2-normalised float32 rows, so inner product = cosine. The default i
 (`IndexFlatIP`); any faiss `index_factory` string (e.g. "IVF1024,Flat", "HNSW32") trades
 exactness for speed on large catalogues (`benchmarks/index_scale.py` measures the trade).
 
-An index file holds the faiss index, the track id of each faiss row (rows are labels 0..n-1 in the
-order tracks were added), the audio path of each track when known ("" otherwise) and which rows
-are live: `add(..., replace=True)` retires the old row of a re-added id instead of rebuilding, and
-retired rows are never returned. Every problem with an index or a query is a `RetrievalError`
-whose message is one line.
+An index file is the faiss index (faiss.write_index) followed by an uncompressed zip of .npy members: the
+track id of each faiss row (rows are labels 0..n-1 in the order tracks were added), the audio path of each
+track when known ("" otherwise), which rows are live (`add(..., replace=True)` retires the old row of a
+re-added id instead of rebuilding; retired rows are never returned) and the settings. With the faiss index
+first, `load(..., mapped=True)` memory-maps its flat vectors (faiss IO_FLAG_MMAP_IFC): a two-tier index such
+as "IVF1024,PQ384x4fs,RFlat" then keeps only its compact codes in memory and reads the vectors it re-ranks
+from the file. Every problem with an index or a query is a `RetrievalError` whose message is one line.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from paperlib.io import save_npz
+from paperlib.io import append_npz, atomic_path
 
-FORMAT = "livi-index/1"
-DEFAULT_SEARCH_PARAMS = {"IVF": "nprobe=16", "HNSW": "efSearch=64"}
-"""faiss search parameters an index gets unless it is built with others (IVF lists probed, HNSW beam)."""
+FORMAT = "livi-index/2"
+DEFAULT_SEARCH_PARAMS = {"IVF": "nprobe=16", "HNSW": "efSearch=64", "Refine": "k_factor_rf=16"}
+"""faiss search parameters an index gets unless it is built with others (IVF lists probed, HNSW beam, and for a
+two-tier `…,RFlat` index the first tier's candidates re-ranked per hit)."""
 
 
 class RetrievalError(ValueError):
@@ -104,6 +107,7 @@ class CoverIndex:
         self.ids: list[str] = []
         self.paths: list[str] = []
         self.live = np.zeros(0, dtype=bool)
+        self.mapped = False
         self._row: dict[str, int] = {}
         self._apply_search_params()
 
@@ -147,6 +151,10 @@ class CoverIndex:
     def add(self, ids: Iterable, vectors, paths: Sequence[str] | None = None, replace: bool = False) -> int:
         """Add tracks; an id already present is a RetrievalError unless `replace` (its old row is retired).
         Returns the number of ids that replaced an existing track."""
+        if self.mapped:
+            raise RetrievalError(
+                "an index loaded with its vectors memory-mapped is read-only: load it with mapped=False"
+            )
         ids = [str(i) for i in ids]
         x = check_vectors(vectors, ids, self.dim)
         paths = [str(p) for p in paths] if paths is not None else [""] * len(ids)
@@ -220,9 +228,10 @@ class CoverIndex:
         ]
 
     def info(self) -> dict:
-        """What the index holds and costs: tracks, retired rows, dimension, factory, search parameters,
-        faiss bytes (serialised) in all and per faiss row."""
-        size = int(faiss.serialize_index(self.index).size)
+        """What the index holds and costs: tracks, retired rows, dimension, factory, search parameters, faiss
+        bytes (serialised) and the bytes of flat vectors among them that `load(mapped=True)` reads from the file
+        instead of memory; per faiss row, the bytes kept in memory when mapped."""
+        size, vectors = int(faiss.serialize_index(self.index).size), flat_vector_bytes(self.index)
         return {
             "format": FORMAT,
             "factory": self.factory,
@@ -232,47 +241,47 @@ class CoverIndex:
             "retired_rows": int((~self.live).sum()),
             "with_paths": sum(bool(self.paths[r]) for r in self._row.values()),
             "faiss_bytes": size,
-            "bytes_per_row": round(size / max(self.index.ntotal, 1), 1),
+            "mappable_bytes": vectors,
+            "memory_bytes_per_row": round((size - vectors) / max(self.index.ntotal, 1), 1),
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """One file (a zip of .npy members, uncompressed), written atomically: the faiss index, ids, paths,
-        live rows and the settings."""
+        """One file, written atomically: the faiss index, then a zip of ids, paths, live rows and settings."""
         meta = {"format": FORMAT, "factory": self.factory, "search_params": self.search_params}
-        save_npz(
-            path,
-            {
-                "meta": np.array(json.dumps(meta)),
-                "ids": np.array(self.ids, dtype=str),
-                "paths": np.array(self.paths, dtype=str),
-                "live": self.live,
-                "faiss": faiss.serialize_index(self.index),
-            },
-        )
+        members = {"meta": np.array(json.dumps(meta)), "ids": np.array(self.ids, dtype=str)}
+        members |= {"paths": np.array(self.paths, dtype=str), "live": self.live}
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+            append_npz(tmp, members)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> CoverIndex:
-        """An index saved by `save`; RetrievalError for a missing, empty, foreign or corrupt file."""
+    def load(cls, path: str | os.PathLike, mapped: bool = False) -> CoverIndex:
+        """An index saved by `save`; mapped: its flat vectors stay in the file, memory-mapped, and the index is
+        read-only. RetrievalError for a missing, empty, foreign or corrupt file."""
         members = _read_members(path)
         try:
             meta = json.loads(str(members["meta"]))
-            faiss_index = faiss.deserialize_index(np.ascontiguousarray(members["faiss"], dtype=np.uint8))
+            if meta.get("format") != FORMAT:
+                raise RetrievalError(
+                    f"index file {path}: format {meta.get('format')!r}, expected {FORMAT!r} (build it again)"
+                )
+            faiss_index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
         except (ValueError, RuntimeError) as exc:
+            if isinstance(exc, RetrievalError):
+                raise
             raise RetrievalError(f"index file {path} is corrupt ({faiss_message(exc)})") from None
-        if meta.get("format") != FORMAT:
-            raise RetrievalError(f"index file {path}: format {meta.get('format')!r}, expected {FORMAT!r}")
         ids, paths, live = [str(i) for i in members["ids"]], [str(p) for p in members["paths"]], members["live"]
         if not len(ids) == len(paths) == len(live) == faiss_index.ntotal:
             raise RetrievalError(f"index file {path} is corrupt: {faiss_index.ntotal} vectors but {len(ids)} ids")
         index = cls.__new__(cls)
         index.index, index.factory, index.search_params = faiss_index, meta["factory"], meta["search_params"]
-        index.ids, index.paths, index.live = ids, paths, live.astype(bool)
+        index.ids, index.paths, index.live, index.mapped = ids, paths, live.astype(bool), mapped
         index._row = {ids[r]: int(r) for r in np.flatnonzero(index.live)}
         index._apply_search_params()
         return index
 
 
-MEMBERS = ("meta", "ids", "paths", "live", "faiss")
+MEMBERS = ("meta", "ids", "paths", "live")
 
 
 def _read_members(path) -> dict[str, np.ndarray]:
@@ -282,20 +291,42 @@ def _read_members(path) -> dict[str, np.ndarray]:
     if path.stat().st_size == 0:
         raise RetrievalError(f"index file {path} is empty")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("not a zip of arrays")
-        with archive:
-            members = {m: archive[m] for m in MEMBERS if m in archive.files}
+        with zipfile.ZipFile(path) as archive:
+            names = {Path(n).stem: n for n in archive.namelist()}
+            missing = [m for m in MEMBERS if m not in names]
+            if missing:
+                raise RetrievalError(f"{path} is not a LIVI index file (no {', '.join(missing)})")
+            return {m: _read_array(archive, names[m]) for m in MEMBERS}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, RetrievalError):
+            raise
         raise RetrievalError(f"index file {path} is corrupt or not an index ({type(exc).__name__})") from None
-    missing = [m for m in MEMBERS if m not in members]
-    if missing:
-        raise RetrievalError(f"{path} is not a LIVI index file (no {', '.join(missing)})")
-    return members
+
+
+def _read_array(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    with archive.open(name) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def flat_vector_bytes(index: faiss.Index) -> int:
+    """Bytes of the flat codes in `index` (IndexFlat, SQ and PQ codes, the re-ranking vectors of a `…,RFlat`
+    or the storage of an HNSW graph): what faiss IO_FLAG_MMAP_IFC leaves in the file."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        return flat_vector_bytes(index.base_index) + flat_vector_bytes(index.refine_index)
+    if isinstance(index, faiss.IndexPreTransform):
+        return flat_vector_bytes(index.index)
+    if isinstance(index, faiss.IndexHNSW):
+        return flat_vector_bytes(index.storage)
+    if isinstance(index, faiss.IndexFlatCodes):
+        return int(index.ntotal) * int(index.code_size)
+    return 0
 
 
 def _default_params(index) -> str:
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        return ",".join(p for p in (_default_params(index.base_index), DEFAULT_SEARCH_PARAMS["Refine"]) if p)
     if faiss.try_extract_index_ivf(index) is not None:
         return DEFAULT_SEARCH_PARAMS["IVF"]
     while isinstance(index, faiss.IndexPreTransform):

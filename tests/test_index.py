@@ -171,7 +171,27 @@ def test_index_add_and_info(catalogue, tmp_path, capsys):
     code, out, _ = run(capsys, "index", "info", index)
     info = json.loads(out[0])
     assert (info["tracks"], info["retired_rows"], info["dim"], info["factory"]) == (300, 50, DIM, "Flat")
-    assert info["with_paths"] == 0 and info["bytes_per_row"] >= 4 * DIM
+    assert info["with_paths"] == 0 and info["mappable_bytes"] == 350 * 4 * DIM  # Flat: every row's vector
+    assert info["faiss_bytes"] > info["mappable_bytes"] and info["memory_bytes_per_row"] < 1
+
+
+def test_a_two_tier_index_maps_its_vectors_and_reranks_them_exactly(catalogue, tmp_path):
+    """IVF lists of 4-bit codes in memory, the vectors memory-mapped from the file: with every list probed and
+    every candidate re-ranked, the exact neighbours and cosines of brute force."""
+    _, ids, base, queries = catalogue
+    built = CoverIndex.build(ids, base, "IVF4,PQ8x4fs,RFlat", search_params="nprobe=4,k_factor_rf=100")
+    built.save(tmp_path / "two.index")
+    mapped = CoverIndex.load(tmp_path / "two.index", mapped=True)
+    scores, rows = mapped.search(queries, 5)
+    expected_scores, expected_rows = brute_force(base, queries, 5)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+    info = mapped.info()
+    assert info["mappable_bytes"] == len(ids) * 4 * DIM and info["memory_bytes_per_row"] < 4 * DIM
+    assert CoverIndex(DIM, "IVF4,PQ8x4fs,RFlat").search_params == "nprobe=16,k_factor_rf=16"  # the default
+    with pytest.raises(RetrievalError, match="read-only"):
+        mapped.add(["new"], base[:1])
+    assert CoverIndex.load(tmp_path / "two.index").add(["new"], base[:1]) == 0  # unmapped: writable
 
 
 def test_build_records_the_manifest_paths_and_any_factory(catalogue, built, tmp_path, capsys):
@@ -212,6 +232,9 @@ def test_bad_inputs_are_one_line_and_exit_2(catalogue, built, tmp_path, capsys):
     for name in ("corrupt", "truncated"):
         one_error_line(capsys, "search", tmp_path / f"{name}.index", *q, expected=f"{name}.index is corrupt")
     one_error_line(capsys, "index", "info", tmp_path / "foreign.index", expected="is not a LIVI index file")
+    meta = json.dumps({"format": "livi-index/1", "factory": "Flat", "search_params": ""})
+    save_npz(tmp_path / "old.index", {"meta": np.array(meta), "ids": ids[:1], "paths": [""], "live": [True]})
+    one_error_line(capsys, "search", tmp_path / "old.index", *q, expected="'livi-index/1', expected 'livi-index/2'")
     one_error_line(capsys, "search", tmp_path / "missing.index", *q, expected="index file not found")
     one_error_line(capsys, "index", "add", built, tmp_path / "short.npz", expected="dimension 15 does not match")
     one_error_line(capsys, "index", "build", tmp_path / "nan.npz", "--out", tmp_path / "n", expected="contains NaN")
