@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 spec = importlib.util.spec_from_file_location("index_scale", Path(__file__).parents[1] / "benchmarks/index_scale.py")
 index_scale = importlib.util.module_from_spec(spec)
@@ -27,3 +28,41 @@ def test_the_demo_enters_the_catalogue_with_every_cosine_kept_and_its_main_axis_
     np.testing.assert_allclose(placed @ placed.T, demo @ demo.T, atol=1e-5)
     mean = placed.mean(axis=0)
     assert mean @ rot[:, 0] > 0.99 * np.linalg.norm(mean)  # the demo's mean direction is the catalogue's g
+
+
+def test_the_ideal_code_error_is_the_gaussian_rate_distortion_bound():
+    # 4 equal components, 8 bits: 2 bits each, distortion 2^-4 each (Cover & Thomas §10.3.3), σ = √(4/16)
+    assert index_scale.ideal_code_error(np.ones(4), 8) == pytest.approx(0.5, rel=1e-6)
+    # reverse water-filling: 2 bits all go to the large component, the small one is not coded at all
+    assert index_scale.ideal_code_error(np.array([1.0, 1e-6]), 2) == pytest.approx(np.sqrt(1 / 16 + 1e-6), rel=1e-6)
+
+
+def test_recall_under_error_falls_from_one_as_the_error_grows():
+    scores = np.sort(np.random.default_rng(0).uniform(0.5, 0.9, (50, 1000)), axis=1)[:, ::-1].astype(np.float32)
+    assert index_scale.recall_under_error(scores, 0.0) == 1.0
+    small, large = index_scale.recall_under_error(scores, 1e-3), index_scale.recall_under_error(scores, 1.0)
+    assert 0.5 < small < 1.0 and large < 0.05  # σ = 1 ≫ the score range: about 10 / 1000 by chance
+
+
+def row(index, covers, demo_map, recall=0.96, ms=0.5, size=200.0, tracks=1000):
+    return {
+        "index": index,
+        "tracks": tracks,
+        "recall@10": recall,
+        "covers@10": covers,
+        "demo_map": demo_map,
+        "ms_batched": ms,
+        "bytes_per_track": size,
+    }
+
+
+def test_the_choice_takes_the_most_covers_among_rows_meeting_the_goal_else_the_fewest_bytes_keeping_them():
+    flat = row("Flat", 0.97, 0.97, recall=1.0, ms=7.0, size=3072.0)
+    fast = row("fast", 0.90, 0.95, size=100.0)
+    better = row("better", 0.94, 0.96, size=250.0)
+    chosen = index_scale.choose([flat, fast, better], exact_map=0.97)
+    assert chosen["meets_goal"] and chosen["row"]["index"] == "better"
+    slow = row("slow", 0.965, 0.968, ms=2.0, size=800.0)  # keeps the covers, misses the speed goal
+    partial = row("partial", 0.99, 0.99, tracks=10)  # not measured on the whole catalogue
+    chosen = index_scale.choose([flat, slow, partial, row("lossy", 0.9, 0.9, ms=2.0)], exact_map=0.97)
+    assert not chosen["meets_goal"] and chosen["row"]["index"] == "slow"
