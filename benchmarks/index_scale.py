@@ -56,7 +56,7 @@ from scipy.optimize import minimize
 from paperlib.calibration import pair_cosines, read_labelled
 from paperlib.io import atomic_path, write_json
 from paperlib.metrics import evaluate
-from paperlib.retrieval import train_transform
+from paperlib.retrieval import flat_vector_bytes, train_transform
 
 VERSIONS = 4  # per work, as in the demo
 K = 10
@@ -272,8 +272,7 @@ class OnDisk:
     def __init__(self, index: faiss.Index, folder: str):
         self.path = Path(folder) / "index.faiss"
         faiss.write_index(index, str(self.path))
-        refine = faiss.downcast_index(faiss.downcast_index(index).refine_index)
-        self.disk_bytes = refine.ntotal * refine.code_size
+        self.disk_bytes = flat_vector_bytes(index)
         self.memory_bytes = self.path.stat().st_size - self.disk_bytes
 
     def open(self, cached: bool) -> faiss.Index:
@@ -299,14 +298,13 @@ def measure(factory, sweeps, x, queries, works, exact, demo, sample, coarse, arg
         exact.add(x[:n])
         exact = exact.search(queries, K)[1]
     index, empty, build_s = build(factory, x[:n], sample, coarse)
-    memory, disk, cold = index_bytes(index), 0, None
     with tempfile.TemporaryDirectory(dir=args.scratch) as folder:
         tiers = OnDisk(index, folder) if factory.endswith(",RFlat") else None
-        rows = []
+        memory, disk = (tiers.memory_bytes, tiers.disk_bytes) if tiers else (index_bytes(index), 0)
+        cold, rows = None, []
         for params in sweeps:
             if tiers is not None:
                 del index
-                memory, disk = tiers.memory_bytes, tiers.disk_bytes
                 index = tiers.open(cached=False)
                 cold = timings(_set(index, params), queries[-COLD:], COLD, warm_up=False)[0]
                 del index

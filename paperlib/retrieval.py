@@ -231,7 +231,9 @@ class CoverIndex:
         """What the index holds and costs: tracks, retired rows, dimension, factory, search parameters, faiss
         bytes (serialised) and the bytes of flat vectors among them that `load(mapped=True)` reads from the file
         instead of memory; per faiss row, the bytes kept in memory when mapped."""
-        size, vectors = int(faiss.serialize_index(self.index).size), flat_vector_bytes(self.index)
+        # a mapped index is the file's, unchanged: its size there, not a serialised copy of every mapped vector
+        size = self._faiss_bytes if self.mapped else int(faiss.serialize_index(self.index).size)
+        vectors = flat_vector_bytes(self.index)
         return {
             "format": FORMAT,
             "factory": self.factory,
@@ -258,17 +260,18 @@ class CoverIndex:
     def load(cls, path: str | os.PathLike, mapped: bool = False) -> CoverIndex:
         """An index saved by `save`; mapped: its flat vectors stay in the file, memory-mapped, and the index is
         read-only. RetrievalError for a missing, empty, foreign or corrupt file."""
-        members = _read_members(path)
+        members, faiss_bytes = _read_members(path)
         try:
             meta = json.loads(str(members["meta"]))
-            if meta.get("format") != FORMAT:
-                raise RetrievalError(
-                    f"index file {path}: format {meta.get('format')!r}, expected {FORMAT!r} (build it again)"
-                )
+        except ValueError as exc:
+            raise RetrievalError(f"index file {path} is corrupt ({faiss_message(exc)})") from None
+        if meta.get("format") != FORMAT:
+            raise RetrievalError(
+                f"index file {path}: format {meta.get('format')!r}, expected {FORMAT!r} (build it again)"
+            )
+        try:
             faiss_index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
-        except (ValueError, RuntimeError) as exc:
-            if isinstance(exc, RetrievalError):
-                raise
+        except RuntimeError as exc:
             raise RetrievalError(f"index file {path} is corrupt ({faiss_message(exc)})") from None
         ids, paths, live = [str(i) for i in members["ids"]], [str(p) for p in members["paths"]], members["live"]
         if not len(ids) == len(paths) == len(live) == faiss_index.ntotal:
@@ -276,6 +279,7 @@ class CoverIndex:
         index = cls.__new__(cls)
         index.index, index.factory, index.search_params = faiss_index, meta["factory"], meta["search_params"]
         index.ids, index.paths, index.live, index.mapped = ids, paths, live.astype(bool), mapped
+        index._faiss_bytes = faiss_bytes
         index._row = {ids[r]: int(r) for r in np.flatnonzero(index.live)}
         index._apply_search_params()
         return index
@@ -284,7 +288,8 @@ class CoverIndex:
 MEMBERS = ("meta", "ids", "paths", "live")
 
 
-def _read_members(path) -> dict[str, np.ndarray]:
+def _read_members(path) -> tuple[dict[str, np.ndarray], int]:
+    """(the zip's members, the bytes of the faiss index before it)."""
     path = Path(path)
     if not path.is_file():
         raise RetrievalError(f"index file not found: {path}")
@@ -294,13 +299,13 @@ def _read_members(path) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(path) as archive:
             names = {Path(n).stem: n for n in archive.namelist()}
             missing = [m for m in MEMBERS if m not in names]
-            if missing:
-                raise RetrievalError(f"{path} is not a LIVI index file (no {', '.join(missing)})")
-            return {m: _read_array(archive, names[m]) for m in MEMBERS}
+            members = {} if missing else {m: _read_array(archive, names[m]) for m in MEMBERS}
+            faiss_bytes = min(info.header_offset for info in archive.infolist()) if members else 0
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, RetrievalError):
-            raise
         raise RetrievalError(f"index file {path} is corrupt or not an index ({type(exc).__name__})") from None
+    if missing:
+        raise RetrievalError(f"{path} is not a LIVI index file (no {', '.join(missing)})")
+    return members, faiss_bytes
 
 
 def _read_array(archive: zipfile.ZipFile, name: str) -> np.ndarray:
