@@ -9,6 +9,9 @@ Silero VAD: share of vocal / instrumental tracks passing `vocals.vocal_chunks` (
 vocalness >= 0.5). Quality runs on the corpus generated for the last size.
 
     python benchmarks/corpus_speed.py [--sizes tiny demo] [--workers 2] [--whisper models/whisper-base [--greedy]]
+        [--corpora FOLDER] [--out results/benchmarks/corpus_speed.json]
+
+Prints one JSON line per size, then the whole report, which it writes to --out.
 """
 
 import argparse
@@ -24,6 +27,7 @@ import pandas as pd
 import soundfile as sf
 
 from paperlib import CHUNK_SECONDS, SAMPLE_RATE, corpus
+from paperlib.io import write_json
 
 BANDS = ((0, 5), (5, 10), (10, 15.01))
 
@@ -129,12 +133,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["tiny", "demo"])
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--out", default=None, help="folder for the corpora (default: a temporary one)")
+    parser.add_argument("--corpora", default=None, help="folder for the corpora (default: a temporary one)")
+    parser.add_argument("--out", default="results/benchmarks/corpus_speed.json", help="JSON file of the report")
     parser.add_argument("--whisper", default=None, help="Whisper model folder: also measure WER and VAD")
     parser.add_argument("--per-band", type=int, default=12, help="tracks per SNR band for the WER")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding only (no temperature fallback)")
     args = parser.parse_args()
-    base = Path(args.out or tempfile.mkdtemp(prefix="corpus_speed_"))
+    base = Path(args.corpora or tempfile.mkdtemp(prefix="corpus_speed_"))
     report = {"cpus": os.cpu_count(), "workers": args.workers, "runs": []}
     for size in args.sizes:
         report["runs"].append(speed(size, base / size, args.workers))
@@ -142,6 +147,7 @@ def main() -> None:
     if args.whisper:
         report["quality"] = quality(base / args.sizes[-1], args.whisper, args.per_band, args.greedy)
     print(json.dumps(report, indent=1))
+    write_json(report, args.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/index_scale.py [--n 1000000] [--dim 768] [--queries 1000] [--demo data/embeddings/demo]
 
-Writes results/index_scale.json and results/index_scale.md (--out PREFIX changes both).
+Writes results/benchmarks/index_scale.json and results/benchmarks/index_scale.md (--out PREFIX changes both).
 
 The catalogue is synthetic, fitted to the demo's measured cosines. Each track is
     x = normalise(a·g + b·c_work + s_track·e_track),
@@ -53,10 +53,11 @@ import faiss
 import numpy as np
 from scipy.optimize import minimize
 
-from paperlib.calibration import pair_cosines, read_labelled
+from paperlib.calibration import pair_cosines
 from paperlib.io import atomic_path, write_json
 from paperlib.metrics import evaluate
 from paperlib.retrieval import flat_vector_bytes, train_transform
+from paperlib.vectors import read_labelled
 
 VERSIONS = 4  # per work, as in the demo
 K = 10
@@ -495,7 +496,7 @@ def main() -> None:
     parser.add_argument("--demo", default="data/embeddings/demo", help="folder with livi.npz and cliques.csv")
     parser.add_argument("--only", nargs="+", help="only these factory strings")
     parser.add_argument("--scratch", default=None, help="folder for two-tier index files (default: the temp dir)")
-    parser.add_argument("--out", default="results/index_scale", help="output prefix (.json, .md)")
+    parser.add_argument("--out", default="results/benchmarks/index_scale", help="output prefix (.json, .md)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
 

@@ -5,6 +5,9 @@ Synthetic data of the real size: 116,197 L2-normalised 768-d vectors in 9,878 cl
 the metrics are non-trivial. Reports wall time and peak resident memory (ru_maxrss).
 
     python benchmarks/metrics_scale.py [--n 116197] [--cliques 9878] [--block-size 2048]
+        [--out results/benchmarks/metrics_scale.json]
+
+Prints the measurements and the metrics as JSON and writes them to --out.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 
 from paperlib import metrics
+from paperlib.io import write_json
 
 
 def main() -> None:
@@ -24,6 +28,7 @@ def main() -> None:
     parser.add_argument("--cliques", type=int, default=9_878)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--block-size", type=int, default=2048)
+    parser.add_argument("--out", default="results/benchmarks/metrics_scale.json")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -37,23 +42,20 @@ def main() -> None:
     summary, _ = metrics.evaluate(x, labels, block_size=args.block_size)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(
-        json.dumps(
-            {
-                "n": args.n,
-                "cliques": args.cliques,
-                "dim": args.dim,
-                "threads": torch.get_num_threads(),
-                "block_size": args.block_size,
-                "seconds": round(seconds, 1),
-                "peak_rss_gib": round(peak, 2),
-                "rss_before_eval_gib": round(before, 2),
-                "input_matrix_gib": round(x.nbytes / 2**30, 2),
-                **summary,
-            },
-            indent=1,
-        )
-    )
+    result = {
+        "n": args.n,
+        "cliques": args.cliques,
+        "dim": args.dim,
+        "threads": torch.get_num_threads(),
+        "block_size": args.block_size,
+        "seconds": round(seconds, 1),
+        "peak_rss_gib": round(peak, 2),
+        "rss_before_eval_gib": round(before, 2),
+        "input_matrix_gib": round(x.nbytes / 2**30, 2),
+        **summary,
+    }
+    print(json.dumps(result, indent=1))
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ model actor). Ray's start-up is timed apart; overhead per track = (Ray wall − 
 GPU mode (--gpu): the paper's shape (Whisper large-v3-turbo encoder: d_model 1280, 32 layers, 128 mels; head →
 768) on CUDA, for each --batch-sizes (chunks per encoder batch), local and Ray (one actor per GPU).
 
-Writes OUT.json and OUT.md (default results/ray_throughput) with os.getloadavg() before and after: the machine
-may be shared, and a loaded CPU slows both engines.
+Writes OUT.json and OUT.md (default results/benchmarks/ray_throughput) with os.getloadavg() before and after: the
+machine may be shared, and a loaded CPU slows both engines.
 
     python benchmarks/ray_throughput.py [--tracks 16] [--seconds 60] [--cpus 2]
     python benchmarks/ray_throughput.py --gpu [--tracks 256] [--batch-sizes 8 16 32 64 128]
@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from paperlib import SAMPLE_RATE, distributed
+from paperlib import embed
 from paperlib.config import Config, Evaluate, HeadConfig, Scale, Vocals
+from paperlib.vocals import EnergyDetector
 
 os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")  # a loaded machine starts Ray's agents slowly
 
@@ -42,18 +43,6 @@ SHAPES = {
 TARGET_DIM = {"cpu": 384, "gpu": 768, "tiny": 8}
 HIDDEN = {"tiny": (16,)}  # else the paper's
 VOCALS = Vocals(detector="silero", detector_model="")  # recorded in the checkpoint; the benchmark's detector:
-
-
-class EnergyDetector:
-    """Vocalness = segment RMS / 0.05, clipped to [0, 1]: every tone is vocal."""
-
-    segment_s = 1.0
-
-    def vocalness(self, wave):
-        n = int(np.ceil(len(wave) / SAMPLE_RATE))
-        padded = np.zeros(n * SAMPLE_RATE, np.float32)
-        padded[: len(wave)] = wave
-        return np.clip(np.sqrt((padded.reshape(n, -1) ** 2).mean(axis=1)) / 0.05, 0, 1)
 
 
 def make_checkpoint(folder: Path, shape: str) -> Path:
@@ -87,7 +76,7 @@ def make_tracks(folder: Path, n: int, seconds: float) -> list[tuple[str, Path]]:
 
 
 def timed_run(tracks, out: Path, checkpoint: Path, engine: str, batch_size: int, device: str, shape: str) -> dict:
-    """Wall seconds of one run_embed into an npz, the chunk count, and the summed per-track step timings (model:
+    """Wall seconds of one embed.embed_to into an npz, the chunk count, and the summed per-track step timings (model:
     encoder + head; prep: decode, vocal chunks, log-mel): where the time went."""
     cfg = dataclasses.replace(
         Config(device=device),
@@ -95,7 +84,8 @@ def timed_run(tracks, out: Path, checkpoint: Path, engine: str, batch_size: int,
         scale=Scale(engine=engine, track_batch=max(1, batch_size // 2)),
     )
     start = time.perf_counter()
-    manifest = distributed.run_embed(tracks, out, checkpoint, VOCALS, cfg, make_detector=EnergyDetector)
+    job = embed.EmbedJob.of(checkpoint, VOCALS, cfg, detector=EnergyDetector)
+    manifest = embed.embed_to(out, job, tracks, cfg)
     seconds = time.perf_counter() - start
     assert (manifest["status"] == "ok").all(), manifest["status"].value_counts()
     chunks = int(manifest["n_chunks"].sum())
@@ -136,7 +126,7 @@ def main() -> None:
     parser.add_argument(
         "--more-tracks", type=int, default=64, help="CPU mode: the tiny shape again with this many tracks (0: not)"
     )
-    parser.add_argument("--out", default="results/ray_throughput", help="writes OUT.json and OUT.md")
+    parser.add_argument("--out", default="results/benchmarks/ray_throughput", help="writes OUT.json and OUT.md")
     args = parser.parse_args()
     shapes, device = (["gpu"], "cuda") if args.gpu else (["cpu", "tiny"], "cpu")
     n = args.tracks or (256 if args.gpu else 16)

@@ -7,7 +7,7 @@ head → mean of chunk vectors; paperlib.metrics over the accepted tracks), next
 transcripts (the "ASR lyrics" system, which does not depend on the seed). The encoder runs once per
 test chunk; each seed only re-runs the head. Run after `dvc repro`:
 
-    python benchmarks/seed_spread.py [--seeds 0 1 2 3 4] [--out results/seed_spread.json]
+    python benchmarks/seed_spread.py [--seeds 0 1 2 3 4] [--out results/benchmarks/seed_spread.json]
 
 Writes seeds, map (per seed), map_mean, map_std (ddof 1), asr_map, and per-seed rows (MAP, HR1,
 MR1, kept epoch, its validation cosine); prints one line per seed and the spread.
@@ -23,13 +23,14 @@ import torch
 from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor
 
-from paperlib import audio, config, io, metrics, training, vocals
+from paperlib import audio, config, io, metrics, training, vectors, vocals
 from paperlib.features import log_mel
-from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder, track_embedding
+from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
 from paperlib.offline import resolve_model
 from paperlib.pairs import build_pairs
 from paperlib.schema import read_tracks
 from paperlib.systems import set_tracks
+from paperlib.vectors import track_embedding
 
 KEYS = ("MAP", "HR1", "MR1")
 
@@ -56,7 +57,7 @@ def asr_map(cfg: config.Config) -> float:
     status = pd.read_csv(folder / "asr.manifest.csv", dtype={"id": str}, keep_default_na=False)
     cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
     subset = cliques[cliques["id"].isin(status.loc[status["status"] == "ok", "id"])]
-    matrix = metrics.read_embeddings(folder / "asr.npz", subset["id"].tolist())
+    matrix = vectors.read_embeddings(folder / "asr.npz", subset["id"].tolist())
     return metrics.evaluate(matrix, subset["clique"].tolist(), subset["id"].tolist(), progress=False)[0]["MAP"]
 
 
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default="results/seed_spread.json")
+    parser.add_argument("--out", default="results/benchmarks/seed_spread.json")
     args = parser.parse_args()
     cfg = config.load(args.params, args.overrides)
     if cfg.train.data != "corpus":

@@ -13,6 +13,9 @@ already on the GPU). Inference: chunks/s of encoder + head, model-only and with 
     python benchmarks/speed_gpu.py [--batch-size 128] [--workers 8] [--features cpu|gpu]
         [--half] [--attn sdpa|eager] [--compile] [--steps 10]
     python benchmarks/speed_gpu.py --smoke      # tiny sizes on the CPU: checks the script runs
+
+Prints the measurements as JSON and writes them to --out (default results/benchmarks/speed_gpu.json; with --smoke
+results/benchmarks/speed_gpu_smoke.json, so that a check of the script keeps a measurement).
 """
 
 import argparse
@@ -25,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import WhisperConfig, WhisperFeatureExtractor
 
 from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
+from paperlib.io import write_json
 from paperlib.model import HeadConfig, LiviHead, LiviModel, autocast_for, load_whisper_encoder
 from paperlib.training import livi_loss
 
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--half", action="store_true", help="fp16 encoder weights instead of fp32 weights + autocast")
     parser.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa", help="Whisper attention implementation")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder and the head")
+    parser.add_argument("--out", default=None, help="JSON file (default results/benchmarks/speed_gpu[_smoke].json)")
     args = parser.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.smoke else "cpu"))
     batch = args.batch_size or (2 if args.smoke else 128)
@@ -168,6 +173,7 @@ def main() -> None:
     if device.type == "cuda":
         results["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     print(json.dumps(results, indent=2))
+    write_json(results, args.out or f"results/benchmarks/speed_gpu{'_smoke' if args.smoke else ''}.json")
 
 
 if __name__ == "__main__":

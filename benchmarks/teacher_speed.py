@@ -3,9 +3,10 @@
 
 Input: a few Piper TTS clips of up to 30 s (joe medium voice, deterministic), each one vocal chunk.
 Prints a table of wall and process-CPU seconds per chunk (CPU time sums all threads) and
-the transcripts' WER.
+the transcripts' WER, and writes the same numbers as JSON to --out.
 
     python benchmarks/teacher_speed.py [--models-dir models] [--whisper whisper-base] [--clips 4]
+        [--out results/benchmarks/teacher_speed.json]
 """
 
 import argparse
@@ -19,6 +20,7 @@ import torch  # noqa: E402
 
 from paperlib import offline, vocals  # noqa: E402
 from paperlib.asr import Transcriber, word_error_rate  # noqa: E402
+from paperlib.io import write_json  # noqa: E402
 from paperlib.text import TextEmbedder  # noqa: E402
 
 LINES = [
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1, help="Whisper batch (1 = per-chunk latency)")
+    parser.add_argument("--out", default="results/benchmarks/teacher_speed.json", help="JSON file of the table")
     args = parser.parse_args()
     if args.whisper in offline.HUB_IDS or args.text_model in offline.HUB_IDS:
         offline.materialise(args.models_dir, tuple({args.whisper, args.text_model} & set(offline.HUB_IDS)))
@@ -114,9 +117,20 @@ def main() -> None:
         f"mean WER {np.mean(errors):.3f}"
     )
     print(f"{'stage':<36} {'wall s/chunk':>12} {'CPU s/chunk':>12}")
+    stages = {}
     for stage, values in rows.items():
         wall, cpu, count = (sum(v[i] for v in values) for i in range(3))
         print(f"{stage:<36} {wall / count:>12.3f} {cpu / count:>12.3f}")
+        stages[stage] = {"wall_s_per_chunk": round(wall / count, 4), "cpu_s_per_chunk": round(cpu / count, 4)}
+    report = {
+        "clips": args.clips,
+        "chunks": n_chunks,
+        "whisper_batch_size": args.batch_size,
+        "torch_threads": torch.get_num_threads(),
+        "mean_wer": round(float(np.mean(errors)), 4),
+        "stages": stages,
+    }
+    write_json(report, args.out)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Backends: Silero VAD (bundled weights; batched-ONNX "sequence" and TorchScript "
 and Demucs with a TINY RANDOMLY INITIALISED HTDemucs (no pretrained demucs weights offline:
 its time says nothing about the real htdemucs, which is far larger).
 
-    python benchmarks/vocals_speed.py [--seconds 120] [--threads N]
+    python benchmarks/vocals_speed.py [--seconds 120] [--threads N] [--out results/benchmarks/vocals_speed.json]
+
+Prints CPU and wall seconds per 30 s chunk for each backend and writes them as JSON to --out.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from paperlib import SAMPLE_RATE
+from paperlib.io import write_json
 from paperlib.vocals import DemucsDetector, SileroDetector
 
 
@@ -48,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="audio length to score")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--out", default="results/benchmarks/vocals_speed.json", help="JSON file of the timings")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -62,9 +66,13 @@ def main() -> None:
             ),
         }
         print(f"{args.seconds:.0f} s of audio, torch threads {torch.get_num_threads()}")
+        backends = {}
         for name, detector in detectors.items():
             cpu, wall = seconds_per_chunk(detector, wave)
             print(f"{name:32s} cpu {cpu:7.3f} s / 30 s chunk   wall {wall:7.3f} s / 30 s chunk")
+            backends[name] = {"cpu_s_per_chunk": round(cpu, 4), "wall_s_per_chunk": round(wall, 4)}
+    report = {"audio_s": args.seconds, "torch_threads": torch.get_num_threads(), "backends": backends}
+    write_json(report, args.out)
 
 
 if __name__ == "__main__":

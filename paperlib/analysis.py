@@ -1,5 +1,5 @@
 """Analyses of the embeddings beyond retrieval: audio–lyrics agreement (paper §5.3) and inference
-time per track (§5.5)."""
+time per track (§5.5). Cosines and their statistics are at io.DECIMALS (6) decimals."""
 
 from __future__ import annotations
 
@@ -8,23 +8,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from paperlib.schema import timings_path
+from paperlib import io, vectors
+from paperlib.schema import set_dir, timings_path
 
 
-def audio_text_cosines(sets, embeddings_dir) -> pd.DataFrame:
+def audio_text_cosines(sets, paths) -> pd.DataFrame:
     """Per track: cosine of its LIVI vector with its own text vectors, and (baseline) the mean
-    cosine with the text vectors of the other works' tracks. Columns set, id, target, cosine."""
+    cosine with the text vectors of the other works' tracks (computed in float64, rounded to io.DECIMALS).
+    paths: config.Paths (the set folders, schema.set_dir). Columns set, id, target, cosine."""
     rows = []
     for name in sets:
-        folder = Path(embeddings_dir) / name
-        cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False).set_index("id")["clique"]
-        with np.load(folder / "livi.npz") as archive:
-            audio = {i: archive[i] for i in archive.files}
+        folder = set_dir(paths, name, "livi")
+        tracks, labels = vectors.read_cliques(folder / "cliques.csv")
+        cliques = pd.Series(labels, index=tracks)
+        audio = vectors.read_vector_map(folder / "livi.npz")
         for system, label in (("asr", "ASR transcript"), ("lyrics", "ground-truth lyrics")):
-            if not (folder / f"{system}.npz").exists():
+            texts_npz = set_dir(paths, name, system) / f"{system}.npz"
+            if not texts_npz.exists():
                 continue
-            with np.load(folder / f"{system}.npz") as archive:
-                texts = {i: archive[i] for i in archive.files}
+            texts = vectors.read_vector_map(texts_npz)
             ids = [i for i in audio if i in texts]
             if not ids:
                 continue
@@ -37,6 +39,7 @@ def audio_text_cosines(sets, embeddings_dir) -> pd.DataFrame:
             others = len(ids) - np.bincount(codes)[codes]
             own = (a * t).sum(axis=1)
             other_mean = (a @ t.sum(axis=0) - (a * clique_sum[codes]).sum(axis=1)) / np.maximum(others, 1)
+            own, other_mean = io.rounded(own), io.rounded(other_mean)
             for row, track in enumerate(ids):
                 rows.append({"set": name, "id": track, "target": f"own {label}", "cosine": float(own[row])})
                 if others[row]:
@@ -46,11 +49,23 @@ def audio_text_cosines(sets, embeddings_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["set", "id", "target", "cosine"])
 
 
+QUANTILES = ("min", "25%", "50%", "75%", "max")
+
+
+def cosine_summary(cosines: pd.DataFrame) -> pd.DataFrame:
+    """count, mean, std, min, quartiles and max of `audio_text_cosines` per set and target (columns set, target,
+    count, mean, std, min, 25%, 50%, 75%, max): mean and std at io.DECIMALS, the single values at io.VALUE_DECIMALS."""
+    summary = cosines.groupby(["set", "target"])["cosine"].describe().reset_index()
+    decimals = {"mean": io.DECIMALS, "std": io.DECIMALS} | dict.fromkeys(QUANTILES, io.VALUE_DECIMALS)
+    return summary.round(decimals)
+
+
 def runtime_table(cfg) -> pd.DataFrame:
     """Seconds per accepted track of each set, mean and standard deviation: preprocessing (decode, resample,
     vocal detection, log-mel) and model, for LIVI and for the transcription pipeline (Whisper + text
-    embedding), as the pipeline ran them: LIVI one track per call, the teacher's Whisper on batches of chunks
-    from several tracks (asr.batch_size; its time shared by chunk count). Batch 1 on both: benchmarks/speed_cpu.py."""
+    embedding), as the pipeline ran them: LIVI one track's chunks per call, the teacher's Whisper on the chunks of
+    scale.track_batch tracks (asr.batch_size per call; its time shared by chunk count). Batch 1 on both:
+    benchmarks/speed_cpu.py."""
     rows = []
     for name in cfg.evaluate.sets:
         livi = _accepted(timings_path(cfg.paths.runtime, name, "livi"))

@@ -2,8 +2,10 @@
 one work, calibrated on labelled tracks (the validation split, when training) and stored in the checkpoint.
 
 Pairs: every unordered pair of distinct labelled tracks; positive = same work (same clique label).
-Decision: cosine ≥ threshold → "same work". The threshold is the pair cosine that maximises F1 of the
-positive class over all pairs (ties → the higher threshold). Memory is O(n²) in the number of tracks:
+Decision: cosine ≥ threshold → "same work", both at io.VALUE_DECIMALS (4) decimals, as they are stored: the
+threshold is the pair cosine (so rounded: one value, which another CPU type computes to ~1e-7) that maximises F1 of
+the positive class over all pairs (ties → the higher threshold); precision, recall and f1 are stored at
+io.DECIMALS (6). Memory is O(n²) in the number of tracks:
 meant for a validation split (10,000 tracks: 50 M pairs, ~250 MB).
 
 Stored as config.json["threshold"] of the checkpoint: {value, precision, recall, f1, tracks, works,
@@ -18,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from paperlib.config import Config
+from paperlib.io import VALUE_DECIMALS, rounded
 
 SAME, DIFFERENT = "same work", "different work"
 
 
 def pair_cosines(vectors: np.ndarray, cliques) -> tuple[np.ndarray, np.ndarray]:
-    """(cosine, same work) of every unordered pair of rows i < j; vectors [n, d], any norm."""
+    """(cosine, same work) of every unordered pair of rows i < j (float64, not rounded); vectors [n, d], any norm."""
     x = np.asarray(vectors, dtype=np.float64)
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     labels = np.asarray([str(c) for c in cliques])
@@ -40,8 +43,9 @@ def calibrate_threshold(vectors: np.ndarray, cliques) -> dict:
 
 def best_threshold(cosines: np.ndarray, same: np.ndarray) -> dict:
     """{value, precision, recall, f1, same_pairs, different_pairs} of the pair cosine that maximises F1 of
-    "same work" when cosine ≥ value is called same (ties → the higher value)."""
-    cosines, same = np.asarray(cosines, dtype=np.float64), np.asarray(same, dtype=bool)
+    "same work" when cosine ≥ value is called same (ties → the higher value); cosines are rounded to VALUE_DECIMALS
+    first; precision, recall and f1 are at DECIMALS decimals."""
+    cosines, same = _cosines(cosines), np.asarray(same, dtype=bool)
     n_same = int(same.sum())
     if n_same == 0 or n_same == len(same):
         raise ValueError(
@@ -56,16 +60,33 @@ def best_threshold(cosines: np.ndarray, same: np.ndarray) -> dict:
     best = int(np.argmax(f1))  # first maximum = highest threshold
     return {
         "value": float(cosines[last][best]),
-        "precision": float(true_pos[best] / called[best]),
-        "recall": float(true_pos[best] / n_same),
-        "f1": float(f1[best]),
+        "precision": rounded(true_pos[best] / called[best]),
+        "recall": rounded(true_pos[best] / n_same),
+        "f1": rounded(f1[best]),
         "same_pairs": n_same,
         "different_pairs": len(same) - n_same,
     }
 
 
+def precision_recall(cosines: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+    """{precision, recall} (at DECIMALS decimals) of calling "same work" the pairs whose cosine (rounded to
+    VALUE_DECIMALS) is ≥ threshold; precision is 0.0 when no pair is called, recall 0.0 when no pair is the same
+    work."""
+    called = _cosines(cosines) >= threshold
+    same = np.asarray(same, dtype=bool).reshape(-1)
+    precision = same[called].sum() / called.sum() if called.any() else 0.0
+    recall = called[same].sum() / same.sum() if same.any() else 0.0
+    return {"precision": rounded(precision), "recall": rounded(recall)}
+
+
 def verdict(cosine: float, threshold: float) -> str:
-    return SAME if cosine >= threshold else DIFFERENT
+    """SAME when the cosine, rounded to VALUE_DECIMALS, is ≥ threshold, else DIFFERENT."""
+    return SAME if rounded(cosine, VALUE_DECIMALS) >= threshold else DIFFERENT
+
+
+def _cosines(cosines) -> np.ndarray:
+    """Pair cosines as compared with a threshold: float64 [n], rounded to VALUE_DECIMALS."""
+    return rounded(np.asarray(cosines, dtype=np.float64).reshape(-1), VALUE_DECIMALS)
 
 
 def store_threshold(checkpoint: str | Path, result: dict) -> None:
@@ -88,26 +109,6 @@ def read_threshold(checkpoint: str | Path) -> dict:
             "run `paperlib calibrate EMBEDDINGS.npz CLIQUES.csv --model CHECKPOINT` on its validation tracks"
         )
     return threshold
-
-
-def read_labelled(embeddings: str | Path, cliques_csv: str | Path) -> tuple[list[str], np.ndarray, list[str]]:
-    """(ids, unit vectors [n, d], clique labels) of the clique table's tracks that the embeddings npz holds
-    (tracks without an embedding, e.g. instrumental ones, are left out). ValueError with one line."""
-    from paperlib.metrics import read_cliques, read_embeddings
-
-    ids, cliques = read_cliques(cliques_csv)
-    try:
-        with np.load(embeddings, allow_pickle=False) as archive:
-            present = set(archive.files)
-    except FileNotFoundError:
-        raise ValueError(f"embeddings file not found: {embeddings}") from None
-    except Exception as exc:
-        raise ValueError(f"embeddings file {embeddings} is not a readable .npz ({type(exc).__name__})") from None
-    kept = [(i, c) for i, c in zip(ids, cliques) if i in present]
-    if not kept:
-        raise ValueError(f"no track of {cliques_csv} has an embedding in {embeddings}")
-    ids, cliques = [i for i, _ in kept], [c for _, c in kept]
-    return ids, read_embeddings(embeddings, ids), cliques
 
 
 def calibrate_checkpoint(cfg: Config, tracks: pd.DataFrame | None = None) -> dict | None:
@@ -140,9 +141,11 @@ def calibrate_checkpoint(cfg: Config, tracks: pd.DataFrame | None = None) -> dic
 
 
 def plot_pairs(cosines: np.ndarray, same: np.ndarray, threshold: float | None = None, title: str = ""):
-    """Histograms (density) of same-work and different-work pair cosines, the threshold as a line."""
+    """Histograms (density) of same-work and different-work pair cosines (drawn at VALUE_DECIMALS), the threshold as
+    a line."""
     import matplotlib.pyplot as plt
 
+    cosines, same = rounded(cosines, VALUE_DECIMALS), np.asarray(same, dtype=bool)
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     bins = np.linspace(min(0.0, np.floor(cosines.min() * 10) / 10), 1.0, 41)
     ax.hist(cosines[~same], bins=bins, density=True, alpha=0.6, label=f"{DIFFERENT} ({int((~same).sum())} pairs)")

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from paperlib.config import Config, HeadConfig, Vocals, build
+from paperlib.config import Config, HeadConfig, Vocals, apply_override, build, to_dict
 from paperlib.io import atomic_path, write_json
 from paperlib.model import LiviHead, LiviModel, load_whisper_encoder
 
@@ -82,9 +83,15 @@ def trained_settings(checkpoint: str | Path) -> Config:
     return build(Config, config.get("config", legacy), source=f"{checkpoint}/config.json")
 
 
-def vocal_settings(checkpoint: str | Path) -> Vocals:
-    """Vocal detection and chunking of the checkpoint's teacher: inference chunks audio the same way."""
-    return trained_settings(checkpoint).vocals
+def vocal_settings(checkpoint: str | Path, overrides: Iterable[str] = ()) -> Vocals:
+    """Vocal detection and chunking of the checkpoint's teacher (inference chunks audio the same way), with the
+    `vocals.KEY=VALUE` items of `overrides` applied (other items are not vocal settings and are skipped).
+    Raises config.ConfigError (a ValueError) for a bad override."""
+    tree = {"vocals": to_dict(trained_settings(checkpoint).vocals)}
+    for item in overrides:
+        if item.startswith("vocals."):
+            tree = apply_override(tree, item)
+    return build(Vocals, tree["vocals"], prefix="vocals.")
 
 
 def load_checkpoint(checkpoint: str | Path, models_dir: str | Path | None = None) -> LiviModel:

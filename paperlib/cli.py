@@ -9,40 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 
 
 class UserError(Exception):
     """An error in what the user gave us; printed as one line, exit status 2."""
-
-
-# --------------------------------------------------------------------------- evaluate
-def _add_evaluate(sub) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="version-identification metrics of an embeddings npz against a clique table",
-        description="Every id listed in CLIQUES.csv (columns id,clique) queries all the others. "
-        "Prints one JSON object: MAP, MAP10, MR1, HR1, HR10, HR100, P10, NAR, queries.",
-    )
-    p.add_argument("embeddings", help="npz: track id -> vector, or id -> (chunks, dim) array")
-    p.add_argument("cliques", help="csv with columns id,clique")
-    p.add_argument("--block-size", type=int, default=2048, help="rows per similarity tile (memory ~ its square)")
-    p.set_defaults(run=_run_evaluate)
-
-
-def _run_evaluate(args) -> int:
-    from paperlib import metrics
-
-    try:
-        ids, cliques = metrics.read_cliques(args.cliques)
-        matrix = metrics.read_embeddings(args.embeddings, ids)
-    except ValueError as exc:
-        raise UserError(exc) from None
-    summary, _ = metrics.evaluate(matrix, cliques, ids, block_size=args.block_size)
-    print(json.dumps(summary, sort_keys=False))
-    return 0
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -73,10 +45,10 @@ def _add_benchmarks(sub) -> None:
 
 
 def _run_benchmarks(args) -> int:
-    from paperlib import benchmarks
+    from paperlib import benchmark_sets
 
     try:
-        table = benchmarks.prepare(
+        table = benchmark_sets.prepare(
             args.name,
             args.out,
             audio_dir=args.audio_dir,
@@ -85,14 +57,14 @@ def _run_benchmarks(args) -> int:
             metadata=args.metadata,
             verify=not args.no_verify,
         )
-    except benchmarks.BenchmarkError as exc:
+    except benchmark_sets.BenchmarkError as exc:
         raise UserError(str(exc)) from None
-    print(benchmarks.coverage_summary(table, name=args.name), file=sys.stderr)
+    print(benchmark_sets.coverage_summary(table, name=args.name), file=sys.stderr)
     return 0
 
 
 # --------------------------------------------------------------------------- settings
-def _add_settings(p) -> None:
+def add_settings(p) -> None:
     """--params and --set: the same settings the pipeline stages read (paperlib.config)."""
     p.add_argument("--params", help="parameters file (default: params.yaml when present, else the paper's defaults)")
     _add_set(p, "override one setting, e.g. --set asr.batch_size=4 (repeatable)")
@@ -103,7 +75,7 @@ def _add_set(p, help: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
-def _settings(args, **paths):
+def load_settings(args, **paths):
     """The settings of args.params and args.overrides; `paths` are overrides given as their own options."""
     from pathlib import Path
 
@@ -156,8 +128,8 @@ def _add_lyrics(sub) -> None:
         description="Writes OUT/manifest.csv (one row per input: ok | instrumental | error), OUT/chunks.csv, "
         "OUT/chunk_text_embeddings.npy (row i = chunks.csv row i), OUT/text_embeddings.npz (id -> vector) and "
         "OUT/timings.csv. Models, vocal detection and transcription come from the settings (models.*, vocals.*, "
-        "asr.*, device, seed, paths.models). With --engine ray the finished tracks first go to OUT/shards/ (Parquet), "
-        "which a rerun resumes from.",
+        "asr.*, device, seed, paths.models). The finished tracks first go to OUT/shards/ (Parquet), which a rerun "
+        "resumes from (settings scale.*; --engine ray runs on Ray Data).",
     )
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
@@ -165,57 +137,43 @@ def _add_lyrics(sub) -> None:
         "--keep-encoder-states",
         action="store_true",
         help="also write OUT/encoder_states.npy (float16, 1.5 MB per chunk for Whisper base): "
-        "`paperlib train` with the same models.whisper then skips the encoder (local engine only)",
+        "`paperlib train` with the same models.whisper then skips the encoder (the run is held in memory: no shards)",
     )
     _add_engine(p)
-    _add_settings(p)
+    add_settings(p)
     p.set_defaults(run=_run_lyrics)
 
 
 def _run_lyrics(args) -> int:
     from pathlib import Path
 
-    from paperlib import offline, teacher
+    from paperlib import engine, shards, teacher
 
     cfg = _engine_settings(args)
-    tracks = _list_audio(args.audio)
-    if cfg.scale.engine == "ray":
-        return _run_lyrics_on_ray(args, cfg, tracks)
+    tracks = list_audio(args.audio)
+    job = teacher.LyricsJob.of(cfg, keep_states=args.keep_encoder_states)
+    steps = _local_steps(job, cfg, "cannot load the teacher's models")
     try:
-        detector, transcriber, embedder = teacher.load_teacher(cfg)
-    except offline.ModelUnavailableError as exc:
+        manifest = teacher.run(job, tracks, Path(args.out), cfg, steps=steps)
+    except (engine.EngineError, shards.ShardError) as exc:
+        raise UserError(str(exc)) from None
+    _print_counts(manifest, args.out)
+    return 0
+
+
+def _local_steps(job, cfg, failure: str):
+    """engine.local_steps of the job; a model that cannot be loaded is a UserError."""
+    from paperlib import engine, offline
+
+    try:
+        return engine.local_steps(job, cfg)
+    except (offline.ModelUnavailableError, OSError) as exc:
         raise UserError(str(exc)) from None
     except Exception as exc:  # e.g. demucs weights neither cached nor downloadable
-        raise UserError(f"cannot load the teacher's models: {type(exc).__name__}: {exc}") from None
-    manifest = teacher.run_teacher(
-        tracks,
-        Path(args.out),
-        detector,
-        transcriber,
-        embedder,
-        cfg.vocals,
-        cfg.asr,
-        keep_encoder_states=args.keep_encoder_states,
-    )
-    _print_counts(manifest, args.out)
-    return 0
+        raise UserError(f"{failure}: {type(exc).__name__}: {exc}") from None
 
 
-def _run_lyrics_on_ray(args, cfg, tracks) -> int:
-    """`lyrics --engine ray`: OUT/shards/ as tracks finish (a rerun resumes), then the teacher's files."""
-    from paperlib import distributed, shards
-
-    if args.keep_encoder_states:
-        raise UserError("--keep-encoder-states needs --engine local (the states of a large run do not fit one file)")
-    try:
-        manifest = distributed.run_lyrics(tracks, args.out, cfg)
-    except (distributed.EngineError, shards.ShardError) as exc:
-        raise UserError(str(exc)) from None
-    _print_counts(manifest, args.out)
-    return 0
-
-
-def _list_audio(inputs: list[str]) -> list:
+def list_audio(inputs: list[str]) -> list:
     from paperlib import audio
 
     try:
@@ -249,59 +207,16 @@ def _add_profile(sub) -> None:
     p.set_defaults(run=_run_profile)
 
 
-def apply_profile(params_path, profile_path=None, overrides=()) -> list[str]:
-    """Overlay a profile's values, then dotted overrides, onto params.yaml in place (comments kept); the result
-    must load as settings (paperlib.config) or the file is left as it was. Returns the changed keys (dotted)."""
-    from pathlib import Path
-
-    from ruamel.yaml import YAML
-
-    from paperlib import config
-    from paperlib.io import atomic_path
-
-    yaml = YAML()  # round-trip: keeps comments and key order
-    yaml.preserve_quotes = True
-    params = yaml.load(Path(params_path).read_text())
-    overlay = yaml.load(Path(profile_path).read_text()) if profile_path else {}
-    try:
-        for item in overrides:
-            overlay = config.apply_override(overlay, item)
-        changed = _merge(params, overlay, str(profile_path or "--set"), str(params_path))
-        with atomic_path(params_path) as tmp:
-            with open(tmp, "w") as fh:
-                yaml.dump(params, fh)
-            config.build(config.Config, YAML(typ="safe").load(Path(tmp)) or {}, source=str(params_path))
-    except config.ConfigError as exc:
-        raise UserError(str(exc)) from None
-    return changed
-
-
-def _merge(target, source, origin: str, params_path: str, prefix: str = "") -> list[str]:
-    """Write source's leaves into the round-trip YAML tree `target`; returns the dotted keys that changed."""
-    changed = []
-    for key, value in source.items():
-        if key not in target:
-            raise UserError(f"{origin}: {prefix}{key} is not a parameter of {params_path}")
-        if hasattr(value, "items"):
-            changed += _merge(target[key], value, origin, params_path, f"{prefix}{key}.")
-        elif target[key] != value:
-            target[key] = value
-            changed.append(f"{prefix}{key}")
-    return changed
-
-
 def _run_profile(args) -> int:
-    from pathlib import Path
+    from paperlib import config
 
     if args.name is None and not args.overrides:
         raise UserError("give a profile name, --set KEY=VALUE, or both")
-    profile = None if args.name is None else Path(args.name)
-    if profile is not None and not profile.is_file():
-        profile = Path("profiles") / f"{args.name}.yaml"
-    if profile is not None and not profile.is_file():
-        known = sorted(p.stem for p in Path("profiles").glob("*.yaml"))
-        raise UserError(f"unknown profile {args.name!r} (known: {', '.join(known) or 'none'})")
-    changed = apply_profile(args.params, profile, args.overrides)
+    try:
+        profile = None if args.name is None else config.find_profile(args.name)
+        changed = config.apply_profile(args.params, profile, args.overrides)
+    except config.ConfigError as exc:
+        raise UserError(str(exc)) from None
     name = f"profile {profile.stem}; " if profile else ""
     print(f"{args.params}: {name}changed: {', '.join(changed) or 'nothing'}", file=sys.stderr)
     return 0
@@ -352,14 +267,16 @@ def _add_train(sub) -> None:
     p.add_argument("--teacher", help="output folder of `paperlib lyrics` (default: paths.teacher)")
     p.add_argument("--tracks", help="csv with columns id, path (relative to the csv), split (default: train.data)")
     p.add_argument("--out", help="checkpoint folder (default: paths.checkpoint)")
-    _add_settings(p)
+    add_settings(p)
     p.set_defaults(run=_run_train)
 
 
 def _run_train(args) -> int:
     from paperlib import offline, training
 
-    cfg = _settings(args, **{"paths.teacher": args.teacher, "train.data": args.tracks, "paths.checkpoint": args.out})
+    cfg = load_settings(
+        args, **{"paths.teacher": args.teacher, "train.data": args.tracks, "paths.checkpoint": args.out}
+    )
     try:
         summary = training.train_head(cfg)
     except (OSError, ValueError, offline.ModelUnavailableError) as exc:
@@ -391,7 +308,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--timings", help="timings csv of an npz OUT (default: OUT with suffix .timings.csv)")
     p.add_argument("--chunk-embeddings", help="also write an npz: id -> chunk vectors [n, dim] (npz OUT only)")
     _add_engine(p)
-    _add_settings(p)
+    add_settings(p)
     p.set_defaults(run=_run_embed)
 
 
@@ -406,31 +323,22 @@ def _add_engine(p) -> None:
 
 
 def _engine_settings(args):
-    return _settings(args, **{"scale.engine": args.engine, "scale.address": args.address})
+    return load_settings(args, **{"scale.engine": args.engine, "scale.address": args.address})
 
 
 def _run_embed(args) -> int:
-    from paperlib import distributed, shards
+    from paperlib import embed, engine, shards
 
     cfg = _engine_settings(args)
-    tracks = _list_audio(args.audio)
+    tracks = list_audio(args.audio)
     if shards.is_shard_dir(args.out) and (args.manifest or args.timings or args.chunk_embeddings):
         raise UserError("--manifest, --timings and --chunk-embeddings go with an .npz OUT; a folder OUT holds its own")
     vocals = _vocal_settings(args)
-    inference = _inference(args, cfg) if cfg.scale.engine == "local" else None
+    job = embed.EmbedJob.of(args.model, vocals, cfg)
+    steps = _local_steps(job, cfg, f"cannot load {args.model} or the {vocals.detector} vocal detector")
     try:
-        manifest = distributed.run_embed(
-            tracks,
-            args.out,
-            args.model,
-            vocals,
-            cfg,
-            inference,
-            manifest_path=args.manifest,
-            timings_path=args.timings,
-            chunks_path=args.chunk_embeddings,
-        )
-    except (distributed.EngineError, shards.ShardError) as exc:
+        manifest = embed.embed_to(args.out, job, tracks, cfg, steps, args.manifest, args.timings, args.chunk_embeddings)
+    except (engine.EngineError, shards.ShardError) as exc:
         raise UserError(str(exc)) from None
     _print_counts(manifest, args.out)
     return 0
@@ -438,16 +346,15 @@ def _run_embed(args) -> int:
 
 def _vocal_settings(args):
     """The vocal settings of the checkpoint args.model with the `vocals.*` overrides applied."""
-    from paperlib import checkpoint, config
+    from paperlib import checkpoint
 
     try:
-        trained = checkpoint.vocal_settings(args.model)
-        return config.build(config.Vocals, _vocal_overrides(config.to_dict(trained), args.overrides))
+        return checkpoint.vocal_settings(args.model, args.overrides)
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
 
-def _inference(args, cfg):
+def load_inference(args, cfg):
     """paperlib.embed.Inference of args.model: its vocal settings with the `vocals.*` overrides applied."""
     from paperlib import embed, offline
 
@@ -460,17 +367,6 @@ def _inference(args, cfg):
         raise UserError(
             f"cannot load {args.model} or the {settings.detector} vocal detector: {type(exc).__name__}: {exc}"
         ) from None
-
-
-def _vocal_overrides(trained: dict, overrides: list[str]) -> dict:
-    """The checkpoint's vocal settings with the `vocals.*` overrides applied."""
-    from paperlib.config import apply_override
-
-    tree = {"vocals": trained}
-    for item in overrides:
-        if item.startswith("vocals."):
-            tree = apply_override(tree, item)
-    return tree["vocals"]
 
 
 # --------------------------------------------------------------------------- import-checkpoint
@@ -489,14 +385,14 @@ def _add_import(sub) -> None:
     )
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--num-heads", type=int, default=1, help="attention-pooling heads (the released model: 1)")
-    _add_settings(p)
+    add_settings(p)
     p.set_defaults(run=_run_import)
 
 
 def _run_import(args) -> int:
     from paperlib import config, offline, released
 
-    cfg = _settings(args)
+    cfg = load_settings(args)
     settings = {"vocals": config.to_dict(cfg.vocals), "models": {"whisper": args.whisper, "text": cfg.models.text}}
     try:
         out = released.import_checkpoint(args.pth, args.whisper, args.out, cfg.paths.models, args.num_heads, settings)
@@ -509,219 +405,6 @@ def _run_import(args) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-# --------------------------------------------------------------------------- index
-def _add_index(sub) -> None:
-    p = sub.add_parser(
-        "index",
-        help="a searchable faiss index of your catalogue's embeddings (build, add, info)",
-        description="An index file holds the faiss index, the track ids and, when the embeddings' manifest "
-        "(EMBEDDINGS.manifest.csv, as `paperlib embed` writes it) names them, the audio paths. Written atomically.",
-    )
-    actions = p.add_subparsers(dest="action", required=True)
-    build = actions.add_parser("build", help="index an embeddings npz (id -> vector) of `paperlib embed`")
-    build.add_argument("embeddings", help="npz: track id -> vector, or id -> (chunks, dim) array")
-    build.add_argument("--out", required=True, help="index file to write")
-    build.add_argument(
-        "--factory", default="Flat", help="faiss index_factory string (default Flat: exact); e.g. IVF1024,PQ96x4fs"
-    )
-    build.add_argument(
-        "--search-params", default="", help="faiss search parameters, e.g. nprobe=32 (default: nprobe=16 / efSearch=64)"
-    )
-    build.add_argument("--manifest", help="csv with id,path (default: EMBEDDINGS with suffix .manifest.csv, if any)")
-    add = actions.add_parser("add", help="add tracks to an index without rebuilding it")
-    add.add_argument("index", help="index file (rewritten)")
-    add.add_argument("embeddings", help="npz of the new tracks")
-    add.add_argument("--replace", action="store_true", help="re-added ids replace their old vectors (else an error)")
-    add.add_argument("--manifest", help="csv with id,path (default: EMBEDDINGS with suffix .manifest.csv, if any)")
-    info = actions.add_parser("info", help="print what an index holds (JSON)")
-    info.add_argument("index", help="index file")
-    p.set_defaults(run=_run_index)
-
-
-def _run_index(args) -> int:
-    from paperlib.retrieval import CoverIndex, RetrievalError, read_catalogue
-
-    try:
-        if args.action == "info":
-            print(json.dumps(CoverIndex.load(args.index, mapped=True).info()))
-            return 0
-        ids, vectors, paths = read_catalogue(args.embeddings, args.manifest)
-        if args.action == "build":
-            index = CoverIndex.build(ids, vectors, args.factory, paths, args.search_params)
-            replaced, target = 0, args.out
-        else:
-            index, target = CoverIndex.load(args.index), args.index
-            replaced = index.add(ids, vectors, paths, replace=args.replace)
-        index.save(target)
-    except RetrievalError as exc:
-        raise UserError(str(exc)) from None
-    print(f"{target}: {len(index)} tracks ({len(ids) - replaced} added, {replaced} replaced)", file=sys.stderr)
-    return 0
-
-
-def _read_vectors(path) -> tuple[list, object]:
-    """(ids in file order, [n, d] unit vectors) of an embeddings npz; UserError with one line."""
-    from paperlib.retrieval import RetrievalError, read_vectors
-
-    try:
-        return read_vectors(path)
-    except RetrievalError as exc:
-        raise UserError(str(exc)) from None
-
-
-# --------------------------------------------------------------------------- search
-def _add_search(sub) -> None:
-    p = sub.add_parser(
-        "search",
-        help="the covers of each query in an index: embeddings or audio (the LIVI path, no transcription)",
-        description='Prints one JSON object per query on stdout: {"query": ID, "hits": [{"id", "score"}, ...]}, '
-        "best first; score = cosine. A query whose id is in the index is not its own hit. Audio queries (--model) "
-        'are embedded as `paperlib embed` does and carry a status: one without vocals is "instrumental", an '
-        'unreadable file "error" (with its reason); neither has hits.',
-    )
-    p.add_argument("index", help="index file of `paperlib index build`")
-    p.add_argument("audio", nargs="*", help="audio files or folders (with --model)")
-    p.add_argument("--embeddings", help="npz of query vectors (id -> vector) instead of audio")
-    p.add_argument("--ids", nargs="+", metavar="ID", help="only these queries of --embeddings")
-    p.add_argument("--model", help="checkpoint folder: embeds the audio queries")
-    p.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
-    p.add_argument("--min-score", type=float, help="leave out hits below this cosine")
-    _add_settings(p)
-    p.set_defaults(run=_run_search)
-
-
-def _run_search(args) -> int:
-    from paperlib import search
-    from paperlib.retrieval import RetrievalError, check_vectors
-
-    if bool(args.embeddings) == bool(args.audio):
-        raise UserError("give either --embeddings Q.npz or audio files with --model")
-    if args.audio and not args.model:
-        raise UserError("audio queries need --model CHECKPOINT")
-    if args.ids and not args.embeddings:
-        raise UserError("--ids selects queries of --embeddings")
-    if args.k < 1:
-        raise UserError(f"-k must be at least 1, got {args.k}")
-    if args.min_score is not None and not math.isfinite(args.min_score):
-        raise UserError(f"--min-score must be a number, got {args.min_score}")
-    index = _load_index(args.index)
-    try:
-        if args.embeddings:
-            ids, vectors = _embedded_queries(args)
-            check_vectors(vectors, ids, index.dim, "query")
-            lines = search.results(ids, index.search_ids(vectors, args.k, ids, args.min_score))
-        else:
-            tracks = _list_audio(args.audio)
-            inference = _inference(args, _settings(args))
-            lines = search.search_audio(index, inference, tracks, args.k, args.min_score)
-    except RetrievalError as exc:
-        raise UserError(str(exc)) from None
-    for line in lines:
-        print(json.dumps(line))
-    return 0
-
-
-def _load_index(path):
-    from paperlib.retrieval import CoverIndex, RetrievalError
-
-    try:
-        index = CoverIndex.load(path, mapped=True)
-    except RetrievalError as exc:
-        raise UserError(str(exc)) from None
-    if len(index) == 0:
-        raise UserError(f"index {path} has no tracks")
-    return index
-
-
-def _embedded_queries(args) -> tuple[list[str], object]:
-    """(query ids, their unit vectors): every id of --embeddings, or those --ids names."""
-    ids, vectors = _read_vectors(args.embeddings)
-    chosen = args.ids or ids
-    unknown = [i for i in chosen if i not in ids]
-    if unknown:
-        raise UserError(f"unknown id(s) {', '.join(map(repr, unknown[:5]))}: not in {args.embeddings}")
-    rows = {i: n for n, i in enumerate(ids)}
-    return chosen, vectors[[rows[i] for i in chosen]]
-
-
-# --------------------------------------------------------------------------- calibrate, compare
-def _add_calibrate(sub) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="store a checkpoint's same-work threshold, calibrated on labelled embeddings (validation tracks)",
-        description="Over every pair of the clique table's tracks found in EMBEDDINGS.npz, chooses the cosine that "
-        "maximises F1 of 'same work' (ties: the higher) and writes it, with its precision and recall, into the "
-        'checkpoint\'s config.json ("threshold"); prints it. Training does this on its validation split when the '
-        "track table names works. Use tracks the head was not trained on, and not your test set.",
-    )
-    p.add_argument("embeddings", help="npz of the checkpoint's embeddings of labelled tracks")
-    p.add_argument("cliques", help="csv with columns id,clique")
-    p.add_argument("--model", required=True, help="checkpoint folder to store the threshold in")
-    p.set_defaults(run=_run_calibrate)
-
-
-def _run_calibrate(args) -> int:
-    from paperlib import calibration
-
-    try:
-        ids, vectors, cliques = calibration.read_labelled(args.embeddings, args.cliques)
-        result = calibration.calibrate_threshold(vectors, cliques) | {"source": str(args.embeddings)}
-        calibration.store_threshold(args.model, result)
-    except (OSError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    print(json.dumps(result))
-    return 0
-
-
-def _add_compare(sub) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="are two recordings versions of one work? cosine and verdict at the checkpoint's threshold",
-        description="Prints one JSON object: a, b, cosine, verdict (same work | different work), threshold and "
-        "the precision and recall it was calibrated at. A and B are audio files, or ids of --embeddings.",
-    )
-    p.add_argument("a", help="audio file (or an id of --embeddings)")
-    p.add_argument("b", help="audio file (or an id of --embeddings)")
-    p.add_argument("--model", required=True, help="checkpoint folder (holds the calibrated threshold)")
-    p.add_argument("--embeddings", help="npz of track vectors: A and B are ids in it")
-    _add_settings(p)
-    p.set_defaults(run=_run_compare)
-
-
-def _run_compare(args) -> int:
-    from paperlib import calibration
-
-    try:
-        threshold = calibration.read_threshold(args.model)
-    except (OSError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    a, b = _pair_vectors(args)
-    cosine = float(a @ b)
-    result = {"a": args.a, "b": args.b, "cosine": round(cosine, 6)}
-    result["verdict"] = calibration.verdict(cosine, threshold["value"])
-    result |= {"threshold": threshold["value"], "precision": threshold["precision"], "recall": threshold["recall"]}
-    print(json.dumps(result))
-    return 0
-
-
-def _pair_vectors(args):
-    """Unit vectors of A and B: ids of --embeddings, or audio embedded with --model (both must have vocals)."""
-    if args.embeddings:
-        ids, vectors = _read_vectors(args.embeddings)
-        unknown = [i for i in (args.a, args.b) if i not in ids]
-        if unknown:
-            raise UserError(f"unknown id(s) {', '.join(map(repr, unknown))}: not in {args.embeddings}")
-        return vectors[ids.index(args.a)], vectors[ids.index(args.b)]
-    from pathlib import Path
-
-    tracks = [(f"{n}:{Path(p).stem}", Path(p)) for n, p in enumerate((args.a, args.b))]
-    manifest, vectors, _, _ = _inference(args, _settings(args)).embed(tracks)
-    for row, given in zip(manifest.itertuples(), (args.a, args.b)):
-        if row.status != "ok":
-            raise UserError(f"{given}: {row.status} ({row.reason}): no vocal chunks to compare")
-    return vectors[tracks[0][0]], vectors[tracks[1][0]]
 
 
 # --------------------------------------------------------------------------- determinism
@@ -755,29 +438,14 @@ def _run_determinism(args) -> int:
 
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
+    from paperlib import cli_catalogue
+
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in ADDERS:
+    pipeline = [_add_profile, _add_determinism, _add_benchmarks, _add_models, _add_lyrics, _add_corpus, _add_train]
+    for add in [*pipeline, _add_embed, _add_import, *cli_catalogue.ADDERS]:
         add(sub)
     return parser
-
-
-ADDERS = [
-    _add_profile,
-    _add_determinism,
-    _add_evaluate,
-    _add_benchmarks,
-    _add_models,
-    _add_lyrics,
-    _add_corpus,
-    _add_train,
-    _add_embed,
-    _add_import,
-    _add_index,
-    _add_search,
-    _add_calibrate,
-    _add_compare,
-]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -792,5 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m paperlib.cli`: run the imported module, whose UserError the commands raise
+    from paperlib.cli import main as imported_main
+
+    sys.exit(imported_main())

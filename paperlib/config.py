@@ -3,7 +3,8 @@
 The defaults below are the paper's method (LIVI, ECIR 2026); params.yaml holds the offline demo's
 values, each departure with its reason, and profiles/paper.yaml sets the paper's data and models.
 Every stage notebook and CLI command reads its settings through `load`, with optional dotted
-overrides such as ``train.epochs=5`` (values are parsed as YAML).
+overrides such as ``train.epochs=5`` (values are parsed as YAML); `apply_profile` rewrites a parameters
+file with a profile's values (`paperlib profile`), keeping its comments.
 Units: seconds for times, optimizer steps for schedules.
 """
 
@@ -36,7 +37,8 @@ class Paths:
     corpus: str = "data/corpus"  # the generated corpus
     teacher: str = "data/teacher"  # transcripts and lyrics targets of the training tracks
     checkpoint: str = "data/livi"  # the trained (or imported) LIVI head
-    embeddings: str = "data/embeddings"  # per evaluation set and system
+    transcripts: str = "data/transcripts"  # per evaluation set: its transcripts and the text systems
+    embeddings: str = "data/embeddings"  # per evaluation set: the audio systems
     results: str = "results"  # tables and figures (byte-identical on rerun)
     runtime: str = "results/runtime"  # wall-clock measurements: outside DVC, differ on every run
 
@@ -146,12 +148,13 @@ class Evaluate:
 
 @dataclass(frozen=True)
 class Scale:
-    """Where `embed` and `lyrics` run: in this process, or on a Ray cluster (paperlib.distributed)."""
+    """Where per-track jobs (teacher, transcription, embedding) run: in this process, or on a Ray cluster
+    (paperlib.engine)."""
 
     engine: str = "local"  # local | ray
     address: str = ""  # Ray cluster address ("" = start a local Ray instance, "auto" = the running cluster)
     actors: int = 1  # model actors, each holding the model once (one GPU each when device is cuda)
-    track_batch: int = 8  # tracks per actor call; their chunks go through the model evaluate.batch_size at a time
+    track_batch: int = 8  # tracks per model-step call (Whisper batches their chunks together; LIVI each track's)
     shard_tracks: int = 256  # tracks per Parquet shard of a shard-directory output (the unit of resume)
 
     def __post_init__(self):
@@ -315,3 +318,64 @@ def to_dict(settings) -> dict:
         return list(value) if isinstance(value, tuple) else value
 
     return dataclasses.asdict(settings, dict_factory=lambda items: {k: plain(v) for k, v in items})
+
+
+# --------------------------------------------------------------------------- profiles
+def find_profile(name: str, folder: str | Path = "profiles") -> Path:
+    """The profile `name`: a YAML file of that path, else <folder>/<name>.yaml; ConfigError naming the known
+    profiles when neither exists."""
+    path = Path(name)
+    if not path.is_file():
+        path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
+        raise ConfigError(f"unknown profile {name!r} (known: {', '.join(known) or 'none'})")
+    return path
+
+
+def apply_profile(
+    params_path: str | Path, profile_path: str | Path | None = None, overrides: Iterable[str] = ()
+) -> list[str]:
+    """Overlay a profile's values, then dotted overrides, onto a parameters file in place (comments and key
+    order kept). Every key must already be in the file, and the result must load as a Config, or the file is
+    left as it was (ConfigError). Returns the dotted keys whose values changed, in file order."""
+    from ruamel.yaml import YAML
+
+    from paperlib.io import atomic_path
+
+    yaml = YAML()  # round-trip: keeps comments and key order
+    yaml.preserve_quotes = True
+    params = _read_yaml(yaml, params_path)
+    overlay = _read_yaml(yaml, profile_path) if profile_path else {}
+    for item in overrides:
+        overlay = apply_override(overlay or {}, item)
+    changed = _merge(params, overlay or {}, str(profile_path or "--set"), str(params_path))
+    with atomic_path(params_path) as tmp:
+        with open(tmp, "w") as fh:
+            yaml.dump(params, fh)
+        build(Config, YAML(typ="safe").load(Path(tmp)) or {}, source=str(params_path))
+    return changed
+
+
+def _read_yaml(yaml, path: str | Path):
+    """The round-trip tree of a YAML file; ConfigError with one line when it cannot be read or parsed."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return yaml.load(Path(path).read_text())
+    except (OSError, YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _merge(target, source, origin: str, params_path: str, prefix: str = "") -> list[str]:
+    """Write source's leaves into the round-trip YAML tree `target`; returns the dotted keys that changed."""
+    changed = []
+    for key, value in source.items():
+        if key not in target:
+            raise ConfigError(f"{origin}: {prefix}{key} is not a parameter of {params_path}")
+        if hasattr(value, "items"):
+            changed += _merge(target[key], value, origin, params_path, f"{prefix}{key}.")
+        elif target[key] != value:
+            target[key] = value
+            changed.append(f"{prefix}{key}")
+    return changed

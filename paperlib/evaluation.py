@@ -1,6 +1,6 @@
 """Scoring (paper §4): every accepted track of a set queries all the others, per system.
 
-Input: the `embed` stage's layout (paperlib.systems). Output: one results row per set × system
+Input: the set folders of the `transcribe` and `embed` stages (schema.set_dir). Output: one results row per set × system
 (reporting.RESULT_COLUMNS) and per-query metrics; `coverage` = evaluated queries / expected tracks.
 """
 
@@ -8,26 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from paperlib import metrics, reporting
-from paperlib.schema import SYSTEMS, read_table
+from paperlib import metrics, reporting, vectors
+from paperlib.schema import SYSTEMS, read_table, set_dir
 
 
-def evaluate_sets(sets, embeddings_dir, block_size: int = 2048) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Results table (reporting.RESULT_COLUMNS, one row per set × system) and per-query metrics."""
+def evaluate_sets(sets, paths, block_size: int = 2048) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Results table (reporting.RESULT_COLUMNS, one row per set × system) and per-query metrics. paths:
+    config.Paths (the set folders of the embed stage's cliques.csv and of every system)."""
     rows, per_query = [], []
     for name in sets:
-        folder = Path(embeddings_dir) / name
-        cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
+        ids, labels = vectors.read_cliques(set_dir(paths, name, "livi") / "cliques.csv")
+        cliques = pd.DataFrame({"id": ids, "clique": labels})
         for system in SYSTEMS:
+            folder = set_dir(paths, name, system)
             if not (folder / f"{system}.npz").exists():
                 continue
             status = read_table(folder / f"{system}.manifest.csv")
             accepted = set(status.loc[status["status"] == "ok", "id"])
             subset = cliques[cliques["id"].isin(accepted)]
-            matrix = metrics.read_embeddings(folder / f"{system}.npz", subset["id"].tolist())
+            matrix = vectors.read_embeddings(folder / f"{system}.npz", subset["id"].tolist())
             summary, queries = metrics.evaluate(
                 matrix, subset["clique"].tolist(), subset["id"].tolist(), block_size=block_size, progress=False
             )
@@ -53,13 +54,11 @@ def retrieval_examples(name: str, embeddings_dir, factory: str = "Flat", queries
     from paperlib.retrieval import CoverIndex
 
     folder = Path(embeddings_dir) / name
-    cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False).set_index("id")["clique"]
-    with np.load(folder / "livi.npz") as archive:
-        ids = list(archive.files)
-        vectors = np.stack([archive[i] for i in ids])
-    index = CoverIndex.build(ids, vectors, factory=factory)
+    cliques = dict(zip(*vectors.read_cliques(folder / "cliques.csv")))
+    ids, matrix = vectors.read_vectors(folder / "livi.npz")
+    index = CoverIndex.build(ids, matrix, factory=factory)
     rows = []
-    for q, hits in zip(ids[:queries], index.search_ids(vectors[:queries], k=k + 1)):
+    for q, hits in zip(ids[:queries], index.search_ids(matrix[:queries], k=k + 1)):
         hits = [(hit, score) for hit, score in hits if hit != q][:k]
         rows += [
             {"query": q, "rank": r, "hit": hit, "cosine": round(score, 4), "same work": cliques[hit] == cliques[q]}

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import SAMPLE_RATE, asr, audio, significance, systems, teacher
+from paperlib import SAMPLE_RATE, asr, audio, sets, significance, teacher
 from paperlib.config import Config
-from paperlib.schema import read_table, teacher_dir, timings_path
+from paperlib.schema import read_table, set_dir, timings_path
 
 FRONT_ENDS = {"detector": "vocal detection", "windows": "fixed 30 s windows"}
 TRACK_COLUMNS = ["set", "id", "front_end", "chunks", "texts", "hallucinations", "lyrics_words", "wer"]
@@ -101,7 +101,7 @@ def compare(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     scores, seconds = [], []
     for name in cfg.evaluate.sets:
         tracks = _tracks(name, cfg)
-        detected = detector_route(teacher_dir(cfg.paths.teacher, cfg.paths.embeddings, name), tracks)
+        detected = detector_route(set_dir(cfg.paths, name), tracks)
         windowed, timed = windows_route(tracks, transcriber)
         scores += [detected.assign(set=name), windowed.assign(set=name)]
         seconds += [_detector_seconds(cfg, name, tracks["id"]).assign(set=name), timed.assign(set=name)]
@@ -110,12 +110,11 @@ def compare(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _tracks(name: str, cfg: Config) -> pd.DataFrame:
     """id, path, lyrics (None where the set has none) of the set's tracks with audio of its first N works, by id."""
-    folder = Path(cfg.paths.embeddings) / name
-    tracks = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
+    tracks = sets.read_cliques(name, cfg)
     tracks = tracks[tracks["path"] != ""].sort_values(["clique", "id"], kind="stable")
     if cfg.evaluate.front_end_works > 0:
         tracks = tracks[tracks["clique"].isin(tracks["clique"].drop_duplicates().head(cfg.evaluate.front_end_works))]
-    lyrics = systems.editorial_lyrics(name, cfg)
+    lyrics = sets.editorial_lyrics(name, cfg)
     tracks = tracks.assign(lyrics=None if lyrics is None else tracks["id"].map(lyrics).fillna(""))
     return tracks[["id", "path", "lyrics"]].reset_index(drop=True)
 

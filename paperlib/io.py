@@ -1,4 +1,4 @@
-"""Atomic file output: a stage's outputs appear complete or not at all."""
+"""Atomic file output (a stage's outputs appear complete or not at all) and the precision statistics are written at."""
 
 from __future__ import annotations
 
@@ -70,3 +70,18 @@ def write_json(value, path: str | os.PathLike) -> None:
     """Write `value` as indented JSON with sorted keys (stable bytes), atomically."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+DECIMALS = 6
+"""Decimals at which statistics of float32 arrays (cosines, losses, their means) are written and compared with a
+threshold: float32 arithmetic and numpy's SIMD reductions differ in the last bits across CPU types, their 6th
+decimal does not (unless a value lies within ~1e-8 of a rounding boundary)."""
+VALUE_DECIMALS = 4
+"""Decimals of single per-track values that a figure draws or a summary lists (min, quartiles, max): one value
+moves across a 6-decimal boundary far more often than a mean of many (1e-4 of a cosine is far below a pixel)."""
+
+
+def rounded(values, decimals: int = DECIMALS):
+    """`values` (a number or an array) as float64 rounded to `decimals` (numpy's round half to even)."""
+    out = np.round(np.asarray(values, dtype=np.float64), decimals)
+    return float(out) if out.ndim == 0 else out

@@ -1,4 +1,5 @@
 """Version-identification metrics (paper §4: MAP, MR1, HR@k), streamed over blocks of queries.
+Computation on arrays only: embeddings files and clique tables are read by paperlib.vectors.
 
 Conventions:
 - relevant = same clique; every listed track queries all the others (cosine = inner product
@@ -19,7 +20,6 @@ once: the matrix is symmetric) and only the ranks of relevant items are kept.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -226,98 +226,3 @@ def evaluate(
     summary = {key: round(float(value), 6) for key, value in summary.items()}
     summary["queries"] = len(per_query)
     return summary, per_query
-
-
-# --------------------------------------------------------------------------- file inputs
-def read_cliques(path: str | Path) -> tuple[list[str], list[str]]:
-    """(ids, cliques) from a CSV with columns id,clique; raises ValueError with one clear line."""
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValueError(f"clique table not found: {path}") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"clique table {path} is not a readable CSV ({exc})") from None
-    missing = [c for c in ("id", "clique") if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"clique table {path} lacks column(s) {', '.join(missing)} (has: {', '.join(table.columns) or 'none'})"
-        )
-    if table.empty:
-        raise ValueError(f"clique table {path} has no rows")
-    dupes = table["id"][table["id"].duplicated()].unique()
-    if len(dupes):
-        raise ValueError(f"clique table {path} lists id(s) more than once: {', '.join(dupes[:5])}")
-    if (table["id"] == "").any() or (table["clique"] == "").any():
-        raise ValueError(f"clique table {path} has empty id or clique values")
-    return table["id"].tolist(), table["clique"].tolist()
-
-
-def read_embeddings(path: str | Path, ids: list[str]) -> np.ndarray:
-    """[len(ids), d] float32 matrix of L2-normalised track vectors, in the order of `ids`.
-
-    The npz maps id → vector [d], or id → chunk vectors [n, d] (pooled as in
-    `paperlib.model.track_embedding`); a folder is a shard directory (paperlib.shards: its "ok" track vectors).
-    Raises ValueError with one clear line.
-    """
-    from paperlib.model import track_embedding
-
-    archive = open_embeddings(path)
-    with archive:
-        keys = set(archive.files)
-        if not keys:
-            raise ValueError(f"embeddings file {path} is empty")
-        absent = [i for i in ids if i not in keys]
-        if absent:
-            raise ValueError(
-                f"{len(absent)} id(s) of the clique table are missing from {path}: "
-                f"{', '.join(absent[:5])}{' …' if len(absent) > 5 else ''}"
-            )
-        vectors, dim = [], None
-        for track in ids:
-            value = np.asarray(archive[track], dtype=np.float32)
-            if value.ndim not in (1, 2) or value.size == 0:
-                raise ValueError(f"embedding of {track!r} has shape {value.shape}; expected (d,) or (chunks, d)")
-            if not np.isfinite(value).all():
-                raise ValueError(f"embedding of {track!r} contains NaN or infinite values")
-            if dim is not None and value.shape[-1] != dim:
-                raise ValueError(f"embedding of {track!r} has dimension {value.shape[-1]}, others {dim}")
-            dim = value.shape[-1]
-            norms = np.linalg.norm(value, axis=-1)
-            if (norms == 0).any():
-                raise ValueError(f"embedding of {track!r} is a zero vector")
-            vectors.append(track_embedding(value))
-    return np.stack(vectors)
-
-
-class _Vectors(dict):
-    """id → vector of a shard directory, with the npz file interface that read_embeddings uses."""
-
-    @property
-    def files(self) -> list[str]:
-        return list(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def open_embeddings(path: str | Path):
-    """An npz (np.load) or a shard directory as a mapping id → array with `.files`; a context manager.
-    Raises ValueError with one clear line."""
-    if Path(path).is_dir():
-        from paperlib import shards
-
-        try:
-            return _Vectors(shards.read_vectors(path))
-        except (shards.ShardError, OSError) as exc:
-            raise ValueError(str(exc)) from None
-        except Exception as exc:  # pyarrow errors: a shard that is not Parquet
-            raise ValueError(f"shard directory {path} is not readable ({type(exc).__name__}: {exc})") from None
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"embeddings file not found: {path}") from None
-    except Exception as exc:  # zipfile/pickle/format errors all mean "not an npz we can read"
-        raise ValueError(f"embeddings file {path} is not a readable .npz ({type(exc).__name__})") from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -162,16 +161,6 @@ def count_trainable(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def track_embedding(chunk_embeddings: np.ndarray) -> np.ndarray:
-    """Track vector = mean of the L2-normalised chunk vectors [n, d], re-normalised → [d]."""
-    chunks = np.asarray(chunk_embeddings, dtype=np.float32)
-    if chunks.ndim == 1:
-        chunks = chunks[None]
-    chunks = chunks / np.linalg.norm(chunks, axis=1, keepdims=True)
-    mean = chunks.mean(axis=0)
-    return (mean / np.linalg.norm(mean)).astype(np.float32)
-
-
 __all__ = [
     "HeadConfig",
     "AttentionPooling",
@@ -181,7 +170,6 @@ __all__ = [
     "load_whisper_encoder",
     "autocast_for",
     "count_trainable",
-    "track_embedding",
     "rotate_keys",
     "PAPER_HIDDEN",
 ]

@@ -1,7 +1,10 @@
 """Results tables and figures (paper §4), written byte-identically on a rerun.
 
 Tables go out as CSV and Markdown; figures (seaborn) as PNG and SVG with fixed metadata (no
-dates, fixed SVG ids), so `dvc repro -f` twice gives identical files under results/.
+dates, fixed SVG ids), so `dvc repro -f` twice gives identical files under results/. Values computed from
+float32 embeddings or model outputs (cosines, losses) are written and plotted rounded — statistics at io.DECIMALS
+(6) decimals, single per-track or per-evaluation values at io.VALUE_DECIMALS (4) — so the files are also
+byte-identical across x86-64 CPU types.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from paperlib.io import atomic_path, write_csv, write_json  # noqa: F401 (write_json: for the notebooks)
+from paperlib.io import (  # noqa: F401 (write_json: notebooks)
+    DECIMALS,
+    VALUE_DECIMALS,
+    atomic_path,
+    rounded,
+    write_csv,
+    write_json,
+)
 
 RESULT_COLUMNS = ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
 SYSTEMS = {
@@ -95,17 +105,19 @@ def results_row(set_name: str, system: str, summary: dict, expected: int) -> dic
 
 
 def training_report(summary: dict, checkpoint_dir: str | Path, results_dir: str | Path) -> plt.Figure | None:
-    """results/training: the epochs table, summary.json and the training curves of a head trained here; for a
-    checkpoint adopted instead (train.checkpoint), summary.json says where it came from. Returns the figure."""
+    """results/training: the epochs table, summary.json and the training curves (losses and cosines per evaluation:
+    single values, at VALUE_DECIMALS decimals) of a head trained here; for a checkpoint adopted instead
+    (train.checkpoint), summary.json says where it came from. Returns the figure."""
     results_dir = Path(results_dir)
     if not summary.get("trained_here", True):
         write_json({k: summary[k] for k in ("checkpoint", "imported_from")}, results_dir / "summary.json")
         return None
-    epochs = pd.read_csv(Path(checkpoint_dir) / "epochs.csv")
-    steps = pd.read_csv(Path(checkpoint_dir) / "train_log.csv")
+    epochs = pd.read_csv(Path(checkpoint_dir) / "epochs.csv").round(VALUE_DECIMALS)
+    steps = pd.read_csv(Path(checkpoint_dir) / "train_log.csv").round(VALUE_DECIMALS)
     write_table(epochs, results_dir / "epochs", floatfmt=".4f")
+    kept = {k: summary[k] for k in ("best_epoch", "best_val_cosine", "stopped_early")}
     write_json(
-        {k: summary[k] for k in ("best_epoch", "best_val_cosine", "stopped_early")}, results_dir / "summary.json"
+        kept | {"best_val_cosine": rounded(kept["best_val_cosine"], VALUE_DECIMALS)}, results_dir / "summary.json"
     )
     fig = plot_training_curves(epochs, steps)
     save_figure(fig, results_dir / "training_curves")
@@ -182,9 +194,12 @@ def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
 
 @styled
 def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
-    """Per-track cosine between the LIVI audio embedding and text embeddings (columns set, target, cosine)."""
+    """Per-track cosine between the LIVI audio embedding and text embeddings (columns set, target, cosine), plotted
+    at VALUE_DECIMALS decimals."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    sns.boxplot(cosines, x="cosine", y="target", hue="set", ax=ax)
+    sns.boxplot(
+        cosines.assign(cosine=rounded(cosines["cosine"], VALUE_DECIMALS)), x="cosine", y="target", hue="set", ax=ax
+    )
     ax.set(title="Audio embedding vs lyrics embedding (per track)", xlabel="cosine similarity", ylabel="")
     fig.tight_layout()
     return fig

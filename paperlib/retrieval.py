@@ -15,6 +15,7 @@ from the file. Every problem with an index or a query is a `RetrievalError` whos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,9 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from paperlib import vectors as vector_files
 from paperlib.io import append_npz, atomic_path
+from paperlib.vectors import VectorError, normalise
 
 FORMAT = "livi-index/2"
 DEFAULT_SEARCH_PARAMS = {"IVF": "nprobe=16", "HNSW": "efSearch=64", "Refine": "k_factor_rf=16"}
@@ -35,31 +38,26 @@ DEFAULT_SEARCH_PARAMS = {"IVF": "nprobe=16", "HNSW": "efSearch=64", "Refine": "k
 two-tier `…,RFlat` index the first tier's candidates re-ranked per hit)."""
 
 
-class RetrievalError(ValueError):
-    """A bad index file, index setting or query; str(exc) is one line."""
+class RetrievalError(VectorError):
+    """A bad index file, index setting, query or catalogue vector; str(exc) is one line."""
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as contiguous float32."""
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+@contextlib.contextmanager
+def _as_retrieval_error():
+    """paperlib.vectors' errors raised as RetrievalError (same message)."""
+    try:
+        yield
+    except RetrievalError:
+        raise
+    except VectorError as exc:
+        raise RetrievalError(str(exc)) from None
 
 
 def check_vectors(vectors, ids: Sequence[str], dim: int | None = None, what: str = "vectors") -> np.ndarray:
-    """[n, d] float32 rows of `ids`, unit-normalised; RetrievalError for a wrong shape or dimension, a
-    NaN/inf or an all-zero row (naming the first such id)."""
-    x = np.asarray(vectors, dtype=np.float32)
-    if x.ndim != 2 or len(x) != len(ids):
-        raise RetrievalError(f"{what}: expected {len(ids)} rows of one dimension, got shape {x.shape}")
-    if dim is not None and x.shape[1] != dim:
-        raise RetrievalError(f"{what}: dimension {x.shape[1]} does not match the index's {dim}")
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        raise RetrievalError(f"{what}: vector of {ids[int(np.argmax(bad))]!r} contains NaN or infinite values")
-    zero = ~(np.abs(x) > 0).any(axis=1)
-    if zero.any():
-        raise RetrievalError(f"{what}: vector of {ids[int(np.argmax(zero))]!r} is all zeros")
-    return normalise(x)
+    """[n, d] float32 rows of `ids`, unit-normalised, after paperlib.vectors.check_vectors against the index's
+    dimension `dim`; RetrievalError."""
+    with _as_retrieval_error():
+        return normalise(vector_files.check_vectors(vectors, ids, dim, what, expected="index's"))
 
 
 def train_transform(transform: faiss.VectorTransform, x: np.ndarray) -> None:
@@ -341,45 +339,10 @@ def _default_params(index) -> str:
     return ""
 
 
-def read_vectors(embeddings: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """(ids in file order, unit vectors [n, d]) of an embeddings npz: id -> vector, or id -> chunk vectors
-    [n, d] (pooled as paperlib.model.track_embedding). RetrievalError with one line."""
-    from paperlib.metrics import open_embeddings, read_embeddings
-
-    try:
-        with open_embeddings(embeddings) as archive:
-            ids = list(archive.files)
-        return ids, read_embeddings(embeddings, ids)
-    except ValueError as exc:
-        raise RetrievalError(str(exc).splitlines()[0]) from None
-
-
-def read_catalogue(embeddings: str | os.PathLike, manifest: str | os.PathLike | None = None):
-    """`read_vectors` and the audio path of each id (or None): from `manifest` (a CSV with id,path; default:
-    the npz with suffix .manifest.csv, as `paperlib embed` writes it, when present); "" for ids it lacks."""
-    ids, vectors = read_vectors(embeddings)
-    return ids, vectors, _manifest_paths(manifest, embeddings, ids)
-
-
-def _default_manifest(embeddings) -> Path:
-    """EMBEDDINGS.manifest.csv next to an npz, DIR/manifest.csv in a shard directory."""
-    embeddings = Path(embeddings)
-    return embeddings / "manifest.csv" if embeddings.is_dir() else embeddings.with_suffix(".manifest.csv")
-
-
-def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
-    import pandas as pd
-
-    path = Path(manifest or _default_manifest(embeddings))
-    if not path.is_file():
-        if manifest:
-            raise RetrievalError(f"manifest not found: {manifest}")
-        return None
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise RetrievalError(f"manifest {path} is not a readable CSV ({type(exc).__name__})") from None
-    if not {"id", "path"} <= set(table.columns):
-        raise RetrievalError(f"manifest {path} lacks column(s) id, path")
-    known = dict(zip(table["id"], table["path"]))
-    return [known.get(i, "") for i in ids]
+def read_catalogue(
+    embeddings: str | os.PathLike, manifest: str | os.PathLike | None = None
+) -> tuple[list[str], np.ndarray, list[str] | None]:
+    """(ids, unit vectors [n, d], audio paths or None) of an embeddings file: paperlib.vectors.read_catalogue,
+    as a RetrievalError."""
+    with _as_retrieval_error():
+        return vector_files.read_catalogue(embeddings, manifest)

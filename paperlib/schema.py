@@ -17,9 +17,12 @@ MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunk
 CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
 """The teacher's chunks.csv: chunk index from 0, exact sample times in seconds (samples / 16000)."""
 SYSTEMS = ("livi", "t_global", "asr", "whisper", "lyrics")
-"""Systems of an evaluation set (paperlib.systems), in the paper's Table 2 order: LIVI (audio), t_global (the
-whole transcript embedded once), asr = t_local (mean of the chunk transcripts' embeddings: the teacher's track
-targets), whisper (mean-pooled frozen encoder states, no training), lyrics (editorial lyrics, corpus only)."""
+"""Systems of an evaluation set, in the paper's Table 2 order: LIVI (audio), t_global (the whole transcript
+embedded once), asr = t_local (mean of the chunk transcripts' embeddings: the teacher's track targets), whisper
+(mean-pooled frozen encoder states, no training), lyrics (editorial lyrics, corpus only)."""
+AUDIO_SYSTEMS = ("livi", "whisper")
+"""The systems the `embed` stage writes (paperlib.systems, under paths.embeddings); the others are text systems of
+the `transcribe` stage (paperlib.transcripts, under paths.transcripts)."""
 TRACK_COLUMNS = ("id", "path", "split")
 """Least columns of a training track table (split: train | val | test)."""
 
@@ -57,10 +60,26 @@ def timings_path(runtime: str | Path, set_name: str | None, system: str) -> Path
     return Path(runtime) / set_name / f"{system}.csv"
 
 
-def teacher_dir(teacher: str | Path, embeddings: str | Path, set_name: str) -> Path:
-    """The teacher output that transcribed a set: the training teacher's for the demo (it transcribed the whole
-    corpus), else <embeddings>/<set>/teacher."""
-    return Path(teacher) if set_name == "demo" else Path(embeddings) / set_name / "teacher"
+def set_dir(paths, set_name: str, system: str | None = None) -> Path:
+    """The folder of an evaluation set's outputs (paths: config.Paths): <embeddings>/<set> for the audio systems
+    (AUDIO_SYSTEMS), else <transcripts>/<set>, which also holds the set's teacher files (manifest.csv, chunks.csv,
+    ...). Both hold the set's cliques.csv (id, clique, path: every expected track; path "" when the audio is
+    missing)."""
+    root = paths.embeddings if system in AUDIO_SYSTEMS else paths.transcripts
+    return Path(root) / set_name
+
+
+TEACHER_SETTINGS = "settings.json"
+"""In a teacher output folder: {"seed", "models", "vocals", "asr"}, the settings it was made with (a checkpoint trained
+on it records them)."""
+
+
+def teacher_settings(folder: str | Path) -> dict:
+    """The settings a teacher output folder records ({} for a folder written without them)."""
+    import json
+
+    path = Path(folder) / TEACHER_SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _relative_to(base: Path, path: str) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from paperlib.calibration import verdict
 from paperlib.embed import Inference
+from paperlib.io import VALUE_DECIMALS, rounded
 from paperlib.retrieval import CoverIndex, RetrievalError
 
 
@@ -29,6 +30,19 @@ def results(ids: Sequence[str], hits: Sequence[list], statuses: dict | None = No
             line |= {"status": status} | ({"reason": reason} if reason else {})
         out.append(line | {"hits": [{"id": i, "score": round(s, 6)} for i, s in found]})
     return out
+
+
+def select_queries(
+    ids: Sequence[str], vectors: np.ndarray, chosen: Sequence[str] | None = None, source: str = "the embeddings"
+) -> tuple[list[str], np.ndarray]:
+    """(ids, their rows of `vectors`) of the `chosen` ids in the order given (None or empty: all of `ids`);
+    RetrievalError naming up to five chosen ids that are not in `ids` (of file `source`)."""
+    chosen = list(chosen or ids)
+    rows = {i: n for n, i in enumerate(ids)}
+    unknown = [i for i in chosen if i not in rows]
+    if unknown:
+        raise RetrievalError(f"unknown id(s) {', '.join(map(repr, unknown[:5]))}: not in {source}")
+    return chosen, vectors[[rows[i] for i in chosen]]
 
 
 def search_audio(
@@ -48,13 +62,15 @@ def search_audio(
 
 
 def hits_table(result: dict, index: CoverIndex, threshold: float | None = None, cliques=None) -> pd.DataFrame:
-    """rank, id, cosine, verdict (at `threshold`, if any), same_work (when `cliques`, id -> work, knows both
-    the query and the hit), path (the audio path the index records) of one result."""
+    """rank, id, cosine (at io.VALUE_DECIMALS: a results table), verdict (at `threshold`, if any), same_work (when
+    `cliques`, id -> work, knows both the query and the hit), path (the audio path the index records) of one
+    result."""
     columns = ["rank", "id", "cosine", *(["verdict"] if threshold is not None else [])]
     columns += [*(["same_work"] if cliques is not None else []), "path"]
     rows = []
     for rank, hit in enumerate(result["hits"], 1):
-        row = {"rank": rank, "id": hit["id"], "cosine": hit["score"], "path": index.paths[index.row(hit["id"])]}
+        cosine, path = rounded(hit["score"], VALUE_DECIMALS), index.paths[index.row(hit["id"])]
+        row = {"rank": rank, "id": hit["id"], "cosine": cosine, "path": path}
         if threshold is not None:
             row["verdict"] = verdict(hit["score"], threshold)
         if cliques is not None:

@@ -5,9 +5,10 @@ Table 2 (§5.4): each system of a set against LIVI on the paper's metrics MR1, H
 LIVI is significant (paperlib.significance: Wilcoxon for MR1 and MAP@10, McNemar for HR1, on the queries both
 systems evaluated, Holm-corrected over all tests of the set, p < 0.05); `p_<metric>` holds the corrected p.
 §5.3: cosine between the LIVI embedding and the transcript embedding of the same 30 s segment, and of the same
-track (mean, standard deviation, count). Published values: Affolter et al., "Scalable Music Cover Retrieval
-Using Lyrics-Aligned Audio Embeddings", ECIR 2026 (arXiv 2601.11262), Tables 1 and 2, copied into
-paperlib/published/ (Table 2's "MAP" column is MAP@10, named MAP10 there).
+track (mean, standard deviation, count; computed in float64, mean and std at io.DECIMALS (6) decimals).
+Published values: Affolter et al., "Scalable Music Cover Retrieval Using Lyrics-Aligned Audio Embeddings",
+ECIR 2026 (arXiv 2601.11262), Tables 1 and 2, copied into paperlib/published/ (Table 2's "MAP" column is
+MAP@10, named MAP10 there).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from paperlib import io, significance
-from paperlib.schema import read_table
+from paperlib import io, significance, vectors
+from paperlib.schema import read_table, set_dir
 
 PAPER_METRICS = {"MR1": "R1", "HR1": "HR1", "MAP10": "AP10"}
 """Table 2's metrics and the per-query column each averages."""
@@ -92,24 +93,24 @@ PUBLISHED_PARAMETERS = {"LIVI (published)": 31.9e6, "ByteCover2 (published)": 20
 
 
 # --------------------------------------------------------------------------- §5.3
-def audio_lyrics_agreement(sets, embeddings_dir, teacher_dirs: dict) -> pd.DataFrame:
+def audio_lyrics_agreement(sets, paths) -> pd.DataFrame:
     """Segment- and track-level cosine of LIVI vs transcript embeddings (columns set, level, mean, std, n).
 
-    teacher_dirs: set → the teacher folder that transcribed it. Segments: the chunks the teacher kept, paired
-    with LIVI's chunk vectors of the same track (same vocal chunking); tracks: LIVI vs t_local.
+    paths: config.Paths (the set folders, schema.set_dir). Segments: the chunks the teacher kept, paired with LIVI's
+    chunk vectors of the same track (same vocal chunking); tracks: LIVI vs t_local.
     """
     rows = []
     for name in sets:
-        folder = Path(embeddings_dir) / name
-        segment = _segment_cosines(folder / "livi.chunks.npz", Path(teacher_dirs[name]))
-        track = _track_cosines(folder / "livi.npz", folder / "asr.npz")
+        audio, transcripts = set_dir(paths, name, "livi"), set_dir(paths, name)
+        segment = _segment_cosines(audio / "livi.chunks.npz", transcripts)
+        track = _track_cosines(audio / "livi.npz", transcripts / "asr.npz")
         for level, values in (("segment", segment), ("track", track)):
             rows.append(
                 {
                     "set": name,
                     "level": level,
-                    "mean": float(np.mean(values)) if len(values) else np.nan,
-                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else np.nan,
+                    "mean": io.rounded(np.mean(values)) if len(values) else np.nan,
+                    "std": io.rounded(np.std(values, ddof=1)) if len(values) > 1 else np.nan,
                     "n": len(values),
                 }
             )
@@ -117,22 +118,26 @@ def audio_lyrics_agreement(sets, embeddings_dir, teacher_dirs: dict) -> pd.DataF
 
 
 def _segment_cosines(livi_chunks: Path, teacher_dir: Path) -> np.ndarray:
+    """Per kept chunk (float64): its LIVI chunk vector · its transcript's vector (both unit vectors as stored)."""
     chunks = read_table(teacher_dir / "chunks.csv")
-    text = np.load(teacher_dir / "chunk_text_embeddings.npy")
+    text = np.load(teacher_dir / "chunk_text_embeddings.npy").astype(np.float64)
     kept = chunks["kept"].astype(str).str.lower() == "true"
     values = []
-    with np.load(livi_chunks) as audio:
+    with vectors.open_embeddings(livi_chunks) as audio:
         for track_id, rows in chunks.groupby("id", sort=False).indices.items():
-            if track_id in audio.files and len(audio[track_id]) == len(rows):
+            if track_id not in audio.files:
+                continue
+            (livi,) = vectors.check_arrays([audio[track_id]], [track_id], str(livi_chunks))
+            if len(livi) == len(rows):
                 keep = rows[kept.to_numpy()[rows]]
-                values.append(np.sum(audio[track_id][kept.to_numpy()[rows]] * text[keep], axis=1))
+                values.append(np.sum(livi[kept.to_numpy()[rows]] * text[keep], axis=1))
     return np.concatenate(values) if values else np.zeros(0)
 
 
 def _track_cosines(livi: Path, transcripts: Path) -> np.ndarray:
-    with np.load(livi) as audio, np.load(transcripts) as text:
-        shared = [i for i in audio.files if i in text.files]
-        return np.array([float(np.dot(audio[i], text[i])) for i in shared])
+    """Per track in both files (float64): its LIVI track vector · its transcript track vector."""
+    audio, text = vectors.read_vector_map(livi), vectors.read_vector_map(transcripts)
+    return np.array([np.dot(audio[i].astype(np.float64), text[i]) for i in audio if i in text])
 
 
 # --------------------------------------------------------------------------- output

@@ -16,13 +16,17 @@ Outputs in `out_dir` (each written atomically):
                                row i ↔ chunks.csv row i: the Whisper encoder states each chunk was
                                transcribed from (training reuses them when it trains on the same encoder)
   encoder_states.json          {"whisper": the Whisper model they come from}
+  settings.json                the seed, models, vocals and asr settings of the run (runs of `run`)
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,9 +34,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import asr, audio, io, text, vocals
-from paperlib.config import Asr, Config, Vocals
-from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, read_table
+from paperlib import asr, audio, engine, io, shards, text, vocals
+from paperlib.config import Asr, Config, Vocals, to_dict
+from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, TEACHER_SETTINGS, read_table
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ def run_teacher(
     timings_path: Path | None = None,
     hallucinations: Sequence[str] = asr.HALLUCINATIONS,
 ) -> pd.DataFrame:
-    """Run the teacher on (id, path) tracks with already-loaded models; write the outputs; return the manifest.
+    """Run the teacher here on (id, path) tracks with already-loaded models; write the outputs; return the manifest.
 
     Tracks go through in windows of transcriber.batch_size: vocal detection per track, then one Whisper
     call on all the window's chunks (batches mix tracks), then clean-up and text embedding per track.
@@ -107,34 +111,87 @@ def run_teacher(
     where the wall-clock seconds go (default out_dir/timings.csv). keep_encoder_states: also write the
     encoder states (1.5 MB per chunk for Whisper base, 3.8 MB for large-v3: small corpora only).
     """
+    prepare = _detect_step(detector, vocal_settings)
+    process = functools.partial(
+        transcribe_tracks,
+        transcriber=transcriber,
+        embedder=embedder,
+        settings=asr_settings,
+        keep_states=keep_encoder_states,
+        hallucinations=tuple(hallucinations),
+    )
+    window = max(1, transcriber.batch_size)
+    rows = list(tqdm(engine.local_rows(list(tracks), prepare, process, window, "lyrics"), "lyrics", len(tracks)))
+    return write_rows(rows, out_dir, timings_path, transcriber.source if keep_encoder_states else None)
+
+
+@dataclass(frozen=True)
+class LyricsJob:
+    """The teacher as an engine job (paperlib.engine): prepare = vocal detection and 30 s chunks (CPU); process =
+    Whisper on the chunks of a batch of tracks, clean-up, sentence embedding. cfg: models.*, asr.*, seed and
+    paths.models (absolute); detector: a picklable callable building the vocal detector (None: the settings' own).
+    keep_states: the rows carry the encoder states (held in memory: small corpora only)."""
+
+    cfg: Config
+    vocals: Vocals
+    keep_states: bool = False
+    detector: Callable[[], object] | None = None
+    name: str = "lyrics"
+
+    @classmethod
+    def of(cls, cfg: Config, vocal_settings: Vocals | None = None, keep_states=False, detector=None) -> LyricsJob:
+        """The job of cfg (its paths.models made absolute) chunking with `vocal_settings` (default: cfg.vocals)."""
+        paths = replace(cfg.paths, models=str(Path(cfg.paths.models).absolute()))
+        return cls(replace(cfg, paths=paths), vocal_settings or cfg.vocals, keep_states, detector)
+
+    def signature(self) -> dict:
+        """The seed, models, vocals and asr settings (what settings.json records), and the detector."""
+        sections = {"models": self.cfg.models, "vocals": self.vocals, "asr": self.cfg.asr}
+        return (
+            {"seed": self.cfg.seed}
+            | {key: to_dict(value) for key, value in sections.items()}
+            | {"detector": engine.callable_name(self.detector)}
+        )
+
+    def prepare_step(self, device: str):
+        detector = self.detector() if self.detector else vocals.detector_for(self.vocals, device=device)
+        return _detect_step(detector, self.vocals)
+
+    def process_step(self, device: str):
+        transcriber, embedder = load_asr(replace(self.cfg, device=device))
+        return functools.partial(
+            transcribe_tracks,
+            transcriber=transcriber,
+            embedder=embedder,
+            settings=self.cfg.asr,
+            keep_states=self.keep_states,
+        )
+
+
+def run(job: LyricsJob, tracks: Sequence[tuple[str, Path]], out_dir, cfg: Config, timings_path=None, steps=None):
+    """The teacher on cfg's engine; writes its outputs in out_dir and returns the manifest. Without encoder states
+    the finished tracks first go to OUT/shards/ (a rerun skips the ids there); with them the run is held in memory
+    (the states do not fit a shard). steps: engine.local_steps(job, cfg), when already built."""
     out_dir = Path(out_dir)
-    for stale in ("encoder_states.npy", "encoder_states.json"):  # never pair old states with new chunks
-        (out_dir / stale).unlink(missing_ok=True)
-    window, results, scores = max(1, transcriber.batch_size), [], {}
-    with tqdm(total=len(tracks), desc="lyrics", unit="track") as bar:
-        for lo in range(0, len(tracks), window):
-            detected = audio.run_per_track(
-                list(tracks[lo : lo + window]),
-                lambda _, wave: detect_step(wave, detector, vocal_settings),
-                desc="lyrics",
-                progress=False,
-            )
-            scores |= {row["id"]: found.scores for row, found in detected if found is not None}
-            transcribed = transcribe_step(
-                [(row, found) for row, found in detected if found is not None and row["status"] == "ok"],
-                transcriber,
-                keep_encoder_states,
-            )
-            finished = {
-                row["id"]: finish_step(row, found, raw, states, embedder, asr_settings, hallucinations)
-                for row, found, raw, states in transcribed
-            }
-            results += [finished.get(row["id"], (row, None)) for row, _ in detected]
-            bar.update(len(detected))
-    write_outputs(results, scores, out_dir, embedder.dim, timings_path or out_dir / "timings.csv")
-    if keep_encoder_states:
-        _write_states([t.states for _, t in results if t is not None], out_dir, transcriber)
-    return manifest_of(results)
+    if job.keep_states:
+        rows = engine.run(job, tracks, cfg, steps)
+    else:
+        engine.run_to_shards(job, tracks, cfg, out_dir / "shards", keep=_shard_row, steps=steps)
+        rows = _shard_rows(out_dir / "shards", [track_id for track_id, _ in tracks])
+    manifest = write_rows(rows, out_dir, timings_path, _whisper_source(cfg) if job.keep_states else None)
+    io.write_json({k: v for k, v in job.signature().items() if k != "detector"}, out_dir / TEACHER_SETTINGS)
+    return manifest
+
+
+def _whisper_source(cfg: Config) -> str:
+    """The Whisper model of cfg as its paths name it (Transcriber.source of load_transcriber(cfg))."""
+    from paperlib.offline import resolve_model
+
+    return str(resolve_model(cfg.models.whisper, cfg.paths.models))
+
+
+def _detect_step(detector, settings: Vocals):
+    return lambda _, wave: detect_step(wave, detector, settings)
 
 
 def detect_step(wave: np.ndarray, detector, settings: Vocals) -> tuple[dict, vocals.VocalChunks]:
@@ -218,10 +275,96 @@ def _failed(row: dict, exc: Exception) -> dict:
     return row
 
 
+LYRICS_ARRAYS = ("vector", "chunk_vectors", "scores", "states")
+"""Array fields of a lyrics track row: track vector [dim], chunk text vectors [n, dim], vocalness [segments],
+encoder states [n, 1500, width] float16 (only when kept). A row also carries `text_dim` and json `chunks`
+(chunks.csv rows; null when no text was kept or made)."""
+
+
+def transcribe_tracks(
+    items: list[tuple[dict, vocals.VocalChunks | None]],
+    transcriber: asr.Transcriber,
+    embedder: text.TextEmbedder,
+    settings: Asr,
+    keep_states: bool = False,
+    hallucinations: Sequence[str] = asr.HALLUCINATIONS,
+) -> list[dict]:
+    """The process step: lyrics track rows of detected tracks, the chunks of all "ok" ones in one Whisper call."""
+    ready = [(row, found) for row, found in items if found is not None and row["status"] == "ok"]
+    finished = {
+        row["id"]: finish_step(row, found, raw, states, embedder, settings, hallucinations)
+        for row, found, raw, states in transcribe_step(ready, transcriber, keep_states)
+    }
+    return [_track_row(*finished.get(row["id"], (row, None)), found, embedder.dim) for row, found in items]
+
+
+def _track_row(row: dict, track: TrackText | None, found: vocals.VocalChunks | None, dim: int) -> dict:
+    return row | {
+        "text_dim": dim,
+        "scores": None if found is None else np.asarray(found.scores, dtype=np.float32),
+        "vector": None if track is None else track.track_vector,
+        "chunk_vectors": None if track is None else track.vectors,
+        "chunks": None if track is None else json.dumps(track.chunks),
+        "states": None if track is None else track.states,
+    }
+
+
+def _shard_row(row: dict) -> dict:
+    """What a shard keeps of a lyrics row: all but the encoder states."""
+    return {k: v for k, v in row.items() if k != "states"}
+
+
+def _shard_rows(folder: Path, order: list[str]) -> list[dict]:
+    """The lyrics rows of a shard folder, in `order` (ids never written are left out; none for no shard)."""
+    if not shards.shard_files(folder):
+        return []
+    rows = shards.read_rows(folder, arrays=True)
+    rows = rows.set_index("id", drop=False).loc[[i for i in order if i in set(rows["id"])]]
+    return rows.to_dict("records")
+
+
+def _results(rows: list[dict]) -> tuple[list[tuple[dict, TrackText | None]], dict, int]:
+    """(results [(manifest row, TrackText | None)], vocalness scores by id, text dimension) of lyrics rows (held in
+    memory or read back from shards: arrays as numpy or as lists, a missing field absent, None or NaN)."""
+    results, scores, dims = [], {}, set()
+    for record in rows:
+        fields = {k: v for k, v in record.items() if not _missing(v)}
+        arrays = {name: fields.pop(name, None) for name in (*LYRICS_ARRAYS, "chunks", "text_dim")}
+        if arrays["text_dim"] is not None:
+            dims.add(int(arrays["text_dim"]))
+        if arrays["scores"] is not None:
+            scores[fields["id"]] = shards.as_array(arrays["scores"])
+        track = None
+        if isinstance(arrays["chunks"], str):
+            vector = None if arrays["vector"] is None else shards.as_array(arrays["vector"])
+            chunk_vectors = shards.as_array(arrays["chunk_vectors"])
+            track = TrackText(json.loads(arrays["chunks"]), chunk_vectors, arrays["states"], vector)
+        results.append((fields, track))
+    return results, scores, dims.pop() if dims else 0
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 def manifest_of(results: list[tuple[dict, TrackText | None]]) -> pd.DataFrame:
     manifest = pd.DataFrame([row for row, _ in results]).reindex(columns=MANIFEST_COLUMNS)
     manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
     return manifest
+
+
+def write_rows(rows: list[dict], out_dir: str | Path, timings_path=None, states_source: str | None = None):
+    """The teacher's files of lyrics rows (input order) in out_dir; returns the manifest. states_source: the Whisper
+    the rows' encoder states come from (None: no states kept; stale ones are removed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("encoder_states.npy", "encoder_states.json"):  # never pair old states with new chunks
+        (out_dir / stale).unlink(missing_ok=True)
+    results, scores, dim = _results(rows)
+    write_outputs(results, scores, out_dir, dim, Path(timings_path or out_dir / "timings.csv"))
+    if states_source is not None:
+        _write_states([t.states for _, t in results if t is not None], out_dir, states_source)
+    return manifest_of(results)
 
 
 def write_outputs(
@@ -245,21 +388,19 @@ def write_outputs(
     io.write_csv(timings, timings_path)
 
 
-def _write_states(parts: list[np.ndarray], out_dir: Path, transcriber: asr.Transcriber) -> None:
+def _write_states(parts: list[np.ndarray], out_dir: Path, source: str) -> None:
     """encoder_states.npy (row i ↔ chunks.csv row i), written part by part, and the model they come from."""
-    config = transcriber.model.config
     rows = sum(len(part) for part in parts)
+    shape = (rows, *parts[0].shape[1:]) if parts else (0, 0, 0)
     with io.atomic_path(out_dir / "encoder_states.npy") as tmp:
-        array = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float16, shape=(rows, config.max_source_positions, config.d_model)
-        )
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
         offset = 0
         for part in parts:
             array[offset : offset + len(part)] = part
             offset += len(part)
         array.flush()
         del array
-    io.write_json({"whisper": transcriber.source}, out_dir / "encoder_states.json")
+    io.write_json({"whisper": source}, out_dir / "encoder_states.json")
 
 
 # --------------------------------------------------------------------------- teacher quality

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from paperlib.model import track_embedding
+from paperlib.vectors import track_embedding
 
 # Hub ids whose sentence-transformers code lives in the model repository.
 REMOTE_CODE_MODELS = frozenset({"Alibaba-NLP/gte-multilingual-base", "jinaai/jina-embeddings-v3"})
@@ -89,5 +89,5 @@ def load_embedder(name: str, models_dir: str | None = None, device: str = "cpu")
 
 def track_vector(chunk_vectors: np.ndarray) -> np.ndarray:
     """Track target [d] = mean of the L2-normalised chunk vectors [n, d], re-normalised
-    (same rule as the audio side, paperlib.model.track_embedding)."""
+    (same rule as the audio side, paperlib.vectors.track_embedding)."""
     return track_embedding(chunk_vectors)

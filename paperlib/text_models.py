@@ -8,14 +8,12 @@ without one lower the coverage. Models come from `text.models` (offline names, h
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import metrics, reporting, systems, text
+from paperlib import metrics, reporting, sets, text
 from paperlib.config import Config
-from paperlib.schema import teacher_dir
+from paperlib.schema import set_dir
 
 LYRICS = ("transcribed", "editorial")
 COLUMNS = ["set", "lyrics", "model", "MR1", "HR1", "MAP10", "MAP", "HR10", "NAR", "queries", "coverage"]
@@ -23,13 +21,11 @@ COLUMNS = ["set", "lyrics", "model", "MR1", "HR1", "MAP10", "MAP", "HR10", "NAR"
 
 def set_texts(name: str, cfg: Config) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """(the set's cliques: id, clique, every expected track; {lyrics source: id → text} of the tracks that have
-    one). Reads the `embed` stage's cliques.csv and the teacher's transcripts of the set."""
-    folder = Path(cfg.paths.embeddings) / name
-    cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
-    teacher_out = teacher_dir(cfg.paths.teacher, cfg.paths.embeddings, name)
+    one). Reads the `transcribe` stage's cliques.csv and transcripts of the set."""
+    cliques = sets.read_cliques(name, cfg)
     present = cliques.loc[cliques["path"] != "", "id"]
-    texts = {"transcribed": systems.joined_transcripts(teacher_out, present)[1]}
-    lyrics = systems.editorial_lyrics(name, cfg)
+    texts = {"transcribed": sets.joined_transcripts(set_dir(cfg.paths, name), present)[1]}
+    lyrics = sets.editorial_lyrics(name, cfg)
     if lyrics is not None:
         texts["editorial"] = lyrics[lyrics.str.strip() != ""]
     return cliques[["id", "clique"]], texts

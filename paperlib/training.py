@@ -330,7 +330,8 @@ def _summary(history: list[dict], steps: list[dict], stopped: bool, train_split:
 
 
 TRAINED_WITH = ("seed", "models", "vocals", "asr", "train")
-"""Sections of the settings a checkpoint records: the teacher's and the training's."""
+"""Sections of the settings a checkpoint records: the training's, and the teacher output's own record of its vocals
+and asr settings (schema.teacher_settings; the settings' when the folder has none)."""
 
 
 def train_head(cfg: Config) -> dict:
@@ -343,7 +344,7 @@ def train_head(cfg: Config) -> dict:
     from paperlib.model import load_whisper_encoder
     from paperlib.offline import resolve_model, unavailable
     from paperlib.pairs import build_pairs
-    from paperlib.schema import read_tracks
+    from paperlib.schema import read_tracks, teacher_settings
 
     tracks = read_tracks(cfg.train.data, cfg.paths.corpus)
     whisper = resolve_model(cfg.models.whisper, cfg.paths.models)
@@ -361,6 +362,8 @@ def train_head(cfg: Config) -> dict:
         whisper=whisper,
     )
     settings = cfg.to_dict()
+    recorded = teacher_settings(cfg.paths.teacher)
+    settings |= {key: recorded[key] for key in ("vocals", "asr") if key in recorded}
     summary = train(
         cfg.train,
         pairs,

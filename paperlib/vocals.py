@@ -179,6 +179,20 @@ class DemucsDetector:
         return np.sqrt(np.clip(share, 0.0, 1.0))
 
 
+class EnergyDetector:
+    """No model: vocalness = RMS of each 1 s segment / 0.05, clipped to [0, 1], the last segment zero-padded (a sine
+    of amplitude A scores about min(1, A / 0.0707)): every loud sound counts as vocal. A stand-in for tests and
+    benchmarks that measure something other than vocal detection (importable, so Ray workers can unpickle it)."""
+
+    segment_s = 1.0
+
+    def vocalness(self, wave: np.ndarray) -> np.ndarray:
+        n = int(np.ceil(len(wave) / SAMPLE_RATE))
+        padded = np.zeros(n * SAMPLE_RATE, np.float32)
+        padded[: len(wave)] = wave
+        return np.clip(np.sqrt((padded.reshape(n, -1) ** 2).mean(axis=1)) / 0.05, 0, 1)
+
+
 def make_detector(backend: str, model: str | None = None, device: str = "cpu", **kw) -> VocalDetector:
     """Build a detector: "silero" (model and device ignored; CPU ONNX) or "demucs" (model
     name, default "htdemucs"; kw may hold repo, segment_s, silence_db, overlap, block_s)."""

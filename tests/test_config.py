@@ -154,10 +154,8 @@ def test_paper_profile_sets_the_default_settings(tmp_path):
     """params.yaml switched to profiles/paper.yaml loads the defaults (but its training table and device)."""
     import shutil
 
-    from paperlib.cli import apply_profile
-
     params = shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    apply_profile(params, ROOT / "profiles/paper.yaml")
+    config.apply_profile(params, ROOT / "profiles/paper.yaml")
     cfg = config.load(params)
     assert (cfg.models, cfg.text, cfg.vocals, cfg.asr, cfg.evaluate) == (Models(), Text(), Vocals(), Asr(), Evaluate())
     assert cfg.train == dataclasses.replace(Train(), data="data/discogs_vi_train.csv")

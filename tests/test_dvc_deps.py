@@ -188,6 +188,37 @@ def test_stage_deps_cover_import_closure():
         pytest.fail(f"dvc.yaml stage deps miss paperlib modules their notebook imports:\n{listing}", pytrace=False)
 
 
+# Which tracks the teacher transcribes and whether it keeps encoder states: the only training settings it may read.
+TEACHER_INPUTS = {"train.data", "train.checkpoint", "train.cache_frames"}
+
+
+def stage_params(root: Path) -> dict[str, list[str]]:
+    """Stage -> its params entries (dotted keys or whole sections), as dvc.yaml lists them."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return {name: [p for p in stage.get("params", []) if isinstance(p, str)] for name, stage in stages.items()}
+
+
+def test_transcription_and_training_stay_apart():
+    """A stage with `asr` settings reads no checkpoint and no training setting beyond what the teacher transcribes;
+    the stages writing the checkpoint or the LIVI vectors have no `asr` setting: retraining never transcribes again
+    and a change of decoding never re-embeds."""
+    stages, params = read_stages(ROOT), stage_params(ROOT)
+    variables = load_vars(ROOT, yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+    checkpoint, embeddings = (normalise(variables["paths"][key]) for key in ("checkpoint", "embeddings"))
+    for name, keys in params.items():
+        asr = any(k == "asr" or k.startswith("asr.") for k in keys)
+        training = {k for k in keys if k == "train" or k.startswith("train.")} - TEACHER_INPUTS
+        if asr:
+            assert checkpoint not in stages[name]["deps"], f"{name} has asr settings and reads the checkpoint"
+            assert not training, f"{name} has asr settings and training settings {sorted(training)}"
+        if checkpoint in stages[name]["outs"] or embeddings in stages[name]["outs"]:
+            assert not asr, f"{name} writes {stages[name]['outs']} and has asr settings"
+    assert any(any(k.startswith("asr") for k in keys) for keys in params.values())
+    assert any(embeddings in s["outs"] for s in stages.values()) and any(
+        checkpoint in s["outs"] for s in stages.values()
+    )
+
+
 FAKE_PACKAGES = {
     "lazy import inside a function": (
         {"pkg/__init__.py": "", "pkg/a.py": "def f():\n    from pkg import b\n", "pkg/b.py": ""},

@@ -1,7 +1,7 @@
 """paperlib.embed: statuses per input, equality with the direct computation, output files, and the
 guarantee that no speech recognition runs (nor is even imported). The model is a randomly
 initialised tiny Whisper encoder + head saved as a checkpoint here; most tests use a stand-in
-energy detector (EnergyDetector below), the CLI test the real Silero VAD on Piper speech."""
+energy detector (paperlib.vocals.EnergyDetector), the CLI test the real Silero VAD on Piper speech."""
 
 import subprocess
 import sys
@@ -20,26 +20,14 @@ from paperlib.audio import load_audio, run_per_track
 from paperlib.checkpoint import load_checkpoint, load_feature_extractor, vocal_settings
 from paperlib.cli import main
 from paperlib.config import Vocals
-from paperlib.embed import TIMING_COLUMNS, embed_tracks, write_outputs
+from paperlib.embed import TIMING_COLUMNS, Inference, write_outputs
 from paperlib.features import log_mel
-from paperlib.model import track_embedding
 from paperlib.schema import MANIFEST_COLUMNS
-from paperlib.vocals import vocal_chunks
+from paperlib.vectors import track_embedding
+from paperlib.vocals import EnergyDetector, vocal_chunks
 
 TEACHER_VOCALS = Vocals(detector="silero", detector_model="")
 """The vocal settings the test checkpoint records as its teacher's (the paper's chunking, Silero VAD)."""
-
-
-class EnergyDetector:
-    """Stand-in vocal detector for tests: vocalness = segment RMS / 0.05, clipped to [0, 1]."""
-
-    segment_s = 1.0
-
-    def vocalness(self, wave):
-        n = int(np.ceil(len(wave) / SAMPLE_RATE))
-        padded = np.zeros(n * SAMPLE_RATE, np.float32)
-        padded[: len(wave)] = wave
-        return np.clip(np.sqrt((padded.reshape(n, -1) ** 2).mean(axis=1)) / 0.05, 0, 1)
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +56,9 @@ def inputs(tmp_path_factory):
 
 def test_one_row_per_input_and_vectors_of_ok_tracks_only(inputs, model, checkpoint):
     feature_extractor = load_feature_extractor(checkpoint)
-    manifest, vectors, chunks, _ = embed_tracks(
-        inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS, batch_size=1
-    )
+    manifest, vectors, chunks, _ = Inference(
+        model, feature_extractor, EnergyDetector(), TEACHER_VOCALS, batch_size=1
+    ).embed(inputs)
     assert list(manifest.columns) == MANIFEST_COLUMNS + TIMING_COLUMNS
     assert list(manifest["id"]) == ["song", "quiet", "corrupt", "empty", "notes", "missing"]
     assert list(manifest["status"]) == ["ok", "instrumental", "error", "error", "error", "error"]
@@ -110,7 +98,7 @@ def test_whisper_baseline_is_the_mean_of_the_frozen_encoder_states(inputs, model
     """The no-training ablation (Table 2's Whisper mean-pool): per chunk the mean of the 1500 encoder states,
     per track the re-normalised mean of those (unit) vectors — from the same encoder pass as LIVI."""
     feature_extractor = load_feature_extractor(checkpoint)
-    embedded = embed_tracks(inputs[:1], model, feature_extractor, EnergyDetector(), TEACHER_VOCALS)
+    embedded = Inference(model, feature_extractor, EnergyDetector(), TEACHER_VOCALS).embed(inputs[:1])
     features = log_mel(feature_extractor, vocal_chunks(load_audio(inputs[0][1]), EnergyDetector()).chunks)
     with torch.no_grad():
         states = model.encoder(features).last_hidden_state  # [2, 1500, 32]
@@ -122,7 +110,9 @@ def test_outputs_are_atomic_files_and_reproducible(inputs, model, checkpoint, tm
     feature_extractor = load_feature_extractor(checkpoint)
     written = []
     for run in ("a", "b"):
-        manifest, vectors, chunks, _ = embed_tracks(inputs, model, feature_extractor, EnergyDetector(), TEACHER_VOCALS)
+        manifest, vectors, chunks, _ = Inference(model, feature_extractor, EnergyDetector(), TEACHER_VOCALS).embed(
+            inputs
+        )
         paths = write_outputs(
             manifest,
             vectors,
@@ -164,9 +154,9 @@ def test_embedding_never_transcribes(inputs, model, checkpoint, monkeypatch):
     monkeypatch.setattr(paperlib.asr.Transcriber, "transcribe", forbidden)
     monkeypatch.setattr(transformers.WhisperForConditionalGeneration, "generate", forbidden)
     monkeypatch.setattr(sentence_transformers.SentenceTransformer, "encode", forbidden)
-    manifest, vectors, _, _ = embed_tracks(
-        inputs[:2], model, load_feature_extractor(checkpoint), EnergyDetector(), TEACHER_VOCALS
-    )
+    manifest, vectors, _, _ = Inference(
+        model, load_feature_extractor(checkpoint), EnergyDetector(), TEACHER_VOCALS
+    ).embed(inputs[:2])
     assert list(manifest["status"]) == ["ok", "instrumental"] and list(vectors) == ["song"]
 
 
@@ -246,10 +236,10 @@ def test_checkpoint_records_the_teachers_vocal_settings(checkpoint):
 
 
 def test_vocal_chunking_settings_are_applied(inputs, model, checkpoint):
-    """embed_tracks chunks with the given Vocals: a mean-vocalness bar above the tone's rejects it."""
+    """Inference.embed chunks with the given Vocals: a mean-vocalness bar above the tone's rejects it."""
     strict = Vocals(detector="silero", min_mean_vocalness=1.01)
-    manifest, vectors, _, _ = embed_tracks(
-        inputs[:1], model, load_feature_extractor(checkpoint), EnergyDetector(), strict
+    manifest, vectors, _, _ = Inference(model, load_feature_extractor(checkpoint), EnergyDetector(), strict).embed(
+        inputs[:1]
     )
     assert list(manifest["status"]) == ["instrumental"] and vectors == {}
     assert manifest.loc[0, "reason"].startswith("mean vocalness")

@@ -1,21 +1,24 @@
 """paperlib.analysis (per-track audio-vs-text cosines: own text, and the mean over other works' texts, no N×N matrix;
-runtime per track) and paperlib.systems.set_tracks."""
+runtime per track) and paperlib.sets.set_tracks."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import analysis, config, io, systems
+from paperlib import analysis, config, io, sets
 
 
 def test_audio_text_cosines_by_hand(tmp_path):
-    folder = tmp_path / "demo"
+    """LIVI vectors in the embed stage's set folder, the transcripts' in the transcribe stage's."""
+    paths = config.Paths(embeddings=str(tmp_path / "embeddings"), transcripts=str(tmp_path / "transcripts"))
+    folder = tmp_path / "embeddings" / "demo"
     io.write_csv(
         pd.DataFrame({"id": ["a", "b", "c"], "clique": ["x", "x", "y"], "path": ["", "", ""]}), folder / "cliques.csv"
     )
     io.save_npz(folder / "livi.npz", {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0]), "c": np.array([0.6, 0.8])})
-    io.save_npz(folder / "asr.npz", {"a": np.array([0.6, 0.8]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])})
-    got = analysis.audio_text_cosines(["demo"], tmp_path).set_index(["id", "target"])["cosine"]
+    texts = {"a": np.array([0.6, 0.8]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])}
+    io.save_npz(tmp_path / "transcripts" / "demo" / "asr.npz", texts)
+    got = analysis.audio_text_cosines(["demo"], paths).set_index(["id", "target"])["cosine"]
     assert got[("a", "own ASR transcript")] == pytest.approx(0.6)
     assert got[("a", "other works' ASR transcript")] == pytest.approx(0.0)  # c only
     assert got[("b", "other works' ASR transcript")] == pytest.approx(1.0)  # c only
@@ -77,9 +80,59 @@ def test_demo_set_is_the_corpus_test_split(tmp_path):
         ),
         tmp_path / "tracks.csv",
     )
-    tracks = systems.set_tracks("demo", config.load(None, [f"paths.corpus={tmp_path}"]))
+    tracks = sets.set_tracks("demo", config.load(None, [f"paths.corpus={tmp_path}"]))
     assert list(tracks.columns) == ["id", "clique", "path", "lyrics", "kind"]
     assert tracks[["id", "clique", "path"]].values.tolist() == [
         ["2", "w2", str(tmp_path / "b.wav")],
         ["3", "w2", str(tmp_path / "c.wav")],
     ]
+
+
+def test_cosine_summary_and_figure_are_identical_for_cosines_a_billionth_apart(tmp_path):
+    """Cosines .6, .8, 1 (mean .8, std .2, quartiles .7, .8, .9) and the same plus 1e-9: one table, one figure."""
+    from paperlib import reporting
+
+    cosines = pd.DataFrame({"set": "demo", "id": ["a", "b", "c"], "target": "own ASR transcript"})
+    written = []
+    for shift in (0.0, 1e-9):
+        shifted = cosines.assign(cosine=np.array([0.6, 0.8, 1.0]) + shift)
+        summary = analysis.cosine_summary(shifted)
+        stem = tmp_path / str(shift) / "audio_text_cosine"
+        reporting.write_table(summary, stem)
+        reporting.save_figure(reporting.plot_audio_text_cosine(shifted), stem)
+        written.append({s: stem.with_suffix(s).read_bytes() for s in (".csv", ".md", ".svg", ".png")})
+    assert summary.drop(columns=["set", "target"]).iloc[0].tolist() == [3.0, 0.8, 0.2, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert written[0] == written[1]
+
+
+def test_training_report_writes_losses_and_cosines_at_six_decimals(tmp_path):
+    """epochs.csv and summary.json of two runs whose float32 values differ by 1e-9 are byte-identical."""
+    from paperlib import reporting
+
+    written = []
+    for shift in (0.0, 1e-9):
+        checkpoint, results = tmp_path / str(shift) / "ckpt", tmp_path / str(shift) / "results"
+        epochs = pd.DataFrame(
+            {
+                "epoch": [0, 1],
+                "step": [0, 12],
+                "train_loss": [np.nan, 0.4780653764804204 + shift],
+                "val_loss": [0.5953126086129082, 0.31699589225980973 + shift],
+                "val_cosine": [-0.0028522945940494537, 0.6001216769218445 + shift],
+                "val_hr1": [0.0555555559694767, 0.1111111119389534],
+                "improved": [True, True],
+            }
+        )
+        io.write_csv(epochs, checkpoint / "epochs.csv")
+        io.write_csv(
+            pd.DataFrame({"epoch": [1], "step": [12], "loss": [0.47806537 + shift]}), checkpoint / "train_log.csv"
+        )
+        summary = {"best_epoch": 1, "best_val_cosine": 0.6001216769218445 + shift, "stopped_early": False}
+        reporting.training_report(summary, checkpoint, results)
+        written.append({name: (results / name).read_bytes() for name in ("epochs.csv", "summary.json")})
+    assert written[0] == written[1]
+    assert written[0]["epochs.csv"].decode().splitlines()[1:] == [
+        "0,0,,0.5953,-0.0029,0.0556,True",
+        "1,12,0.4781,0.317,0.6001,0.1111,True",
+    ]
+    assert b'"best_val_cosine": 0.6001' in written[0]["summary.json"]

@@ -12,7 +12,15 @@ import soundfile as sf
 from conftest import save_tiny_checkpoint
 
 from paperlib import SAMPLE_RATE
-from paperlib.calibration import best_threshold, calibrate_threshold, pair_cosines, read_threshold, store_threshold
+from paperlib.calibration import (
+    best_threshold,
+    calibrate_threshold,
+    pair_cosines,
+    precision_recall,
+    read_threshold,
+    store_threshold,
+    verdict,
+)
 from paperlib.cli import main
 from paperlib.config import Vocals
 from paperlib.io import save_npz
@@ -283,6 +291,35 @@ def test_calibration_pairs_are_every_pair_of_tracks():
     )
 
 
+def test_precision_recall_at_a_threshold_by_hand():
+    """Pairs .9 S, .8 D, .7000004 S (.7 at 4 decimals), .69996 D (.7), .69994 S (.6999), .5 D: at .7 the first four
+    are called same: precision 2/4, recall 2/3; at .95 none is: precision 0 by convention."""
+    cosines = [0.9, 0.8, 0.7000004, 0.69996, 0.69994, 0.5]
+    same = [True, False, True, False, True, False]
+    assert precision_recall(cosines, same, 0.7) == {"precision": 0.5, "recall": 0.666667}
+    assert precision_recall(cosines, same, 0.85) == {"precision": 1.0, "recall": 0.333333}
+    assert precision_recall(cosines, same, 0.95) == {"precision": 0.0, "recall": 0.0}
+    assert precision_recall([0.9, 0.1], [False, False], 0.5) == {"precision": 0.0, "recall": 0.0}
+    assert verdict(0.69996, 0.7) == "same work" and verdict(0.69994, 0.7) == "different work"
+
+
+def test_threshold_files_are_identical_for_cosines_a_billionth_apart(tmp_path):
+    """The stored threshold (value, precision, recall, f1) of cosines shifted by 1e-9: the same bytes."""
+    from paperlib.io import write_json
+
+    rng = np.random.default_rng(0)
+    cosines = rng.uniform(0.2, 0.99, 400)
+    same = cosines + rng.normal(0, 0.15, 400) > 0.8
+    written = []
+    for shift in (0.0, 1e-9):
+        result = best_threshold(cosines + shift, same)
+        result |= {"on_set": precision_recall(cosines + shift, same, result["value"])}
+        write_json(result, tmp_path / f"{shift}.json")
+        written.append((tmp_path / f"{shift}.json").read_bytes())
+    assert written[0] == written[1]
+    assert result["value"] == round(result["value"], 6) and result["on_set"]["precision"] == result["precision"]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A randomly initialised tiny Whisper encoder + head (8-d output), teacher vocals = Silero."""
@@ -313,7 +350,7 @@ def test_calibrate_then_compare_ids(catalogue, checkpoint, tmp_path, capsys):
     code, out, _ = run(capsys, "compare", "t000", "t001", "--model", model, "--embeddings", folder / "cat.npz")
     result = json.loads(out[0])
     assert result["cosine"] == pytest.approx(cosine, abs=1e-6) and result["threshold"] == stored["value"]
-    assert result["verdict"] == ("same work" if cosine >= stored["value"] else "different work")
+    assert result["verdict"] == ("same work" if round(cosine, 6) >= stored["value"] else "different work")
     assert (result["precision"], result["recall"]) == (stored["precision"], stored["recall"])
     args = ["compare", "t000", "zzz", "--model", model, "--embeddings", folder / "cat.npz"]
     one_error_line(capsys, *args, expected="unknown id(s) 'zzz'")
@@ -409,3 +446,16 @@ def test_hits_table_names_verdict_truth_and_audio(catalogue):
         {"rank": 2, "id": "t001", "cosine": 0.4, "verdict": "different work", "same_work": None, "path": ""},
     ]
     assert list(hits_table(result, index).columns) == ["rank", "id", "cosine", "path"]
+
+
+def test_select_queries_keeps_the_chosen_order_and_names_unknown_ids():
+    from paperlib.search import select_queries
+
+    vectors = np.arange(8, dtype=np.float32).reshape(4, 2)
+    ids = ["a", "b", "c", "d"]
+    chosen, rows = select_queries(ids, vectors, ["c", "a"])
+    assert chosen == ["c", "a"] and rows.tolist() == [[4.0, 5.0], [0.0, 1.0]]
+    chosen, rows = select_queries(ids, vectors, None)
+    assert chosen == ids and rows.tolist() == vectors.tolist()
+    with pytest.raises(RetrievalError, match=r"^unknown id\(s\) 'x', 'y': not in q\.npz$"):
+        select_queries(ids, vectors, ["a", "x", "y"], "q.npz")

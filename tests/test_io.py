@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,3 +22,14 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         io.write_json({"x": object()}, tmp_path / "keep.json")
     assert (tmp_path / "keep.json").read_text() == "old\n" and sorted(os.listdir(tmp_path)) == ["keep.json"]
+
+
+def test_rounded_gives_one_value_to_inputs_a_billionth_apart():
+    assert io.rounded(0.5968587158454789) == io.rounded(0.5968587097746355) == 0.596859
+    np.testing.assert_array_equal(io.rounded(np.array([0.1234564, 0.1234564 + 1e-9])), [0.123456, 0.123456])
+    assert isinstance(io.rounded(np.float32(0.5)), float)
+
+
+def test_single_values_are_kept_at_fewer_decimals_than_means():
+    assert io.rounded(0.83751249, io.VALUE_DECIMALS) == io.rounded(0.83750751, io.VALUE_DECIMALS) == 0.8375
+    assert io.VALUE_DECIMALS < io.DECIMALS

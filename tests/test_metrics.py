@@ -101,10 +101,3 @@ def test_block_size_does_not_change_distinct_similarities():
     a, _ = metrics.evaluate(x, cliques, block_size=300, progress=False)
     b, _ = metrics.evaluate(x, cliques, block_size=17, progress=False)
     assert a == b
-
-
-def test_read_embeddings_pools_chunks_and_orders_by_ids(tmp_path):
-    path = tmp_path / "e.npz"
-    np.savez(path, a=np.array([3.0, 4.0]), b=np.array([[1.0, 0.0], [0.0, 2.0]]))
-    matrix = metrics.read_embeddings(path, ["b", "a"])
-    np.testing.assert_allclose(matrix, [[2**-0.5, 2**-0.5], [0.6, 0.8]], rtol=1e-6)

@@ -1,6 +1,5 @@
 """The LIVI head: parameter count at the paper configuration, shapes, frozen encoder, loss."""
 
-import numpy as np
 import pytest
 import torch
 from transformers import WhisperConfig
@@ -13,7 +12,6 @@ from paperlib.model import (
     count_trainable,
     load_whisper_encoder,
     rotate_keys,
-    track_embedding,
 )
 from paperlib.training import livi_loss
 
@@ -134,8 +132,3 @@ def test_loss_by_hand():
     assert float(loss) == pytest.approx(0.26)
     assert float(livi_loss(audio, text, alpha=0.25)[0]) == pytest.approx(0.25 * 0.2 + 0.75 * 0.32)
     assert float(livi_loss(text, text)[0]) == pytest.approx(0.0, abs=1e-7)
-
-
-def test_track_embedding_is_renormalised_mean_of_normalised_chunks():
-    chunks = np.array([[2.0, 0.0], [0.0, 5.0]])
-    np.testing.assert_allclose(track_embedding(chunks), [2**-0.5, 2**-0.5], rtol=1e-6)

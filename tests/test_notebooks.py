@@ -21,8 +21,8 @@ def parameters_cell(path: Path) -> str:
     return cells[0].source
 
 
-INPUTS = {"10_search": {"index": "", "query": "", "k": 10}}
-"""Notebook-specific inputs besides the settings: what 10_search searches (an index file, a query recording, the
+INPUTS = {"11_search": {"index": "", "query": "", "k": 10}}
+"""Notebook-specific inputs besides the settings: what 11_search searches (an index file, a query recording, the
 number of hits) is a question asked of the pipeline's outputs, not a setting of the pipeline, so it is no entry of
 params.yaml; its defaults ("" = the evaluation set's own embeddings and first track) make the pipeline's run."""
 

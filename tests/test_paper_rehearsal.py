@@ -21,7 +21,7 @@ import soundfile as sf
 import yaml
 from conftest import copy_repo, run_in
 
-from paperlib import benchmarks
+from paperlib import benchmark_sets
 from paperlib.audio import load_audio
 
 ROOT = Path(__file__).parents[1]
@@ -45,7 +45,7 @@ def write_benchmark_audio(audio_root: Path, corpus: pd.DataFrame) -> dict[str, i
         ("covers80", 0, 3, lambda row: Path("covers32k") / row.clique / f"{row.id}.mp3"),
         ("shs100k_test", 3, 2, lambda row: Path("some/sub/folder") / f"{row.source_id}.flac"),
     ):
-        chosen = pairs_of_versions(benchmarks.load_benchmark(name, mirror=MIRROR), cliques)
+        chosen = pairs_of_versions(benchmark_sets.load_benchmark(name, mirror=MIRROR), cliques)
         for k, (_, versions) in enumerate(chosen.groupby("clique", sort=False)):
             for row, source in zip(versions.itertuples(), works[first + k].itertuples()):
                 target = audio_root / name / path_of(row)
@@ -96,7 +96,7 @@ def test_the_profile_is_the_papers_but_for_the_stand_ins(rehearsal):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["profile"] == "paper" and params["device"] == "cuda" and params["asr"]["language"] == ""
     assert params["vocals"]["detector"] == "demucs" and params["train"]["cache_frames"] is False
-    executed = (repo / "notebooks/executed/04_train.ipynb").read_text()
+    executed = (repo / "notebooks/executed/05_train.ipynb").read_text()
     assert "CUDA is not available: running on the CPU" in executed  # the stage's warning, in its notebook
 
 
@@ -107,7 +107,7 @@ def test_benchmark_rows_with_coverage(rehearsal):
     assert table[["set", "system"]].values.tolist() == [
         [name, s] for name in ("covers80", "shs100k_test") for s in systems
     ]
-    expected = {"covers80": 160, "shs100k_test": len(benchmarks.load_benchmark("shs100k_test", mirror=MIRROR))}
+    expected = {"covers80": 160, "shs100k_test": len(benchmark_sets.load_benchmark("shs100k_test", mirror=MIRROR))}
     for row in table.itertuples():
         evaluated, total = map(int, row.coverage.split("/"))
         assert total == expected[row.set] and 0 < evaluated <= layout[row.set]
@@ -153,7 +153,7 @@ def test_missing_audio_is_reported_not_fatal(rehearsal):
     for name, written in layout.items():
         listed = pd.read_csv(repo / f"data/embeddings/{name}/cliques.csv", dtype=str, keep_default_na=False)
         assert (listed["path"] != "").sum() == written and (listed["path"] == "").sum() > 100
-    executed = json.dumps(json.loads((repo / "notebooks/executed/05_embed.ipynb").read_text()))
+    executed = json.dumps(json.loads((repo / "notebooks/executed/06_embed.ipynb").read_text()))
     assert "'missing': 154" in executed  # Covers80: 6 of its 160 tracks have audio
 
 

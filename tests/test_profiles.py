@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paperlib.cli import UserError, apply_profile, main
+from paperlib.cli import main
+from paperlib.config import ConfigError, apply_profile, find_profile
 
 ROOT = Path(__file__).parents[1]
 
@@ -44,7 +45,7 @@ def test_paper_and_back_is_byte_identical(tmp_path):
 def test_unknown_key_is_refused(tmp_path):
     params = shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "bad.yaml").write_text("train:\n  epoch: 3\n")
-    with pytest.raises(UserError, match="train.epoch is not a parameter"):
+    with pytest.raises(ConfigError, match="train.epoch is not a parameter"):
         apply_profile(params, tmp_path / "bad.yaml")
     assert Path(params).read_bytes() == (ROOT / "params.yaml").read_bytes()
 
@@ -52,3 +53,21 @@ def test_unknown_key_is_refused(tmp_path):
 def test_unknown_profile_name(capsys):
     assert main(["profile", "nope"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_profile_names_resolve_to_files_or_profiles_folder(tmp_path):
+    (tmp_path / "own.yaml").write_text("seed: 1\n")
+    assert find_profile("paper", ROOT / "profiles") == ROOT / "profiles/paper.yaml"
+    assert find_profile(str(tmp_path / "own.yaml"), ROOT / "profiles") == tmp_path / "own.yaml"
+    with pytest.raises(ConfigError, match=r"^unknown profile 'nope' \(known: demo, paper\)$"):
+        find_profile("nope", ROOT / "profiles")
+
+
+def test_set_changes_one_key_and_a_bad_value_leaves_the_file(tmp_path):
+    params = shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    assert apply_profile(params, None, ["train.epochs=7"]) == ["train.epochs"]
+    assert yaml.safe_load(Path(params).read_text())["train"]["epochs"] == 7
+    before = Path(params).read_bytes()
+    with pytest.raises(ConfigError, match="train.epochs must be an integer"):
+        apply_profile(params, None, ["train.epochs=many"])
+    assert Path(params).read_bytes() == before

@@ -35,6 +35,6 @@ def committed(path: str) -> str:
 
 def test_readme_quotes_the_committed_results():
     found = quotes((ROOT / "README.md").read_text())
-    assert {"results/seed_spread.json", "results/paper/table2.md"} <= set(found)
+    assert {"results/benchmarks/seed_spread.json", "results/paper/table2.md"} <= set(found)
     for path, body in found.items():
         assert body == committed(path).strip(), f"README quotes {path}: copy the committed file into its block again"

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import significance, tables
+from paperlib import io, significance, tables
+from paperlib.config import Paths
 
 
 def test_wilcoxon_exact_p_of_ten_positive_differences():
@@ -74,3 +75,47 @@ def test_published_table2_is_labelled_and_complete():
     livi = table[(table["set"] == "covers80") & (table["system"] == "LIVI")].iloc[0]
     assert (livi["MR1"], livi["HR1"], livi["MAP10"]) == (1.51, 0.949, 0.966)
     assert len(table) == 24 and set(table["set"]) == {"covers80", "shs100k_test", "discogs_vi_test"}
+
+
+# --------------------------------------------------------------------------- §5.3 at a stated precision
+def agreement_inputs(root, nudge: bool = False):
+    """Set "demo": tracks a, b (LIVI [1, 0] and [.6, .8]; t_local both [.6, .8]: cosines .6 and 1) and their
+    chunks (a: [1, 0] kept, [0, 1] dropped; b: [.6, .8]; transcripts [.8, .6], [1, 0], [0, 1]: kept segments
+    .8 and .8), in the set folders of the embed and transcribe stages. `nudge` moves every non-zero LIVI value by
+    one float32 step (what another CPU type may compute). Returns the config.Paths."""
+    paths = Paths(embeddings=str(root / "embeddings"), transcripts=str(root / "transcripts"))
+    folder, teacher = root / "embeddings" / "demo", root / "transcripts" / "demo"
+
+    def livi(x):
+        x = np.asarray(x, dtype=np.float32)
+        return np.where(x != 0, np.nextafter(x, np.float32(0)), x) if nudge else x
+
+    io.save_npz(folder / "livi.npz", {"a": livi([1.0, 0.0]), "b": livi([0.6, 0.8])})
+    io.save_npz(teacher / "asr.npz", {"a": np.float32([0.6, 0.8]), "b": np.float32([0.6, 0.8])})
+    io.save_npz(folder / "livi.chunks.npz", {"a": livi([[1.0, 0.0], [0.0, 1.0]]), "b": livi([[0.6, 0.8]])})
+    chunks = pd.DataFrame({"id": ["a", "a", "b"], "chunk": [0, 1, 0], "kept": [True, False, True]})
+    io.write_csv(chunks, teacher / "chunks.csv")
+    np.save(teacher / "chunk_text_embeddings.npy", np.float32([[0.8, 0.6], [1.0, 0.0], [0.0, 1.0]]))
+    return paths
+
+
+def test_audio_lyrics_agreement_by_hand(tmp_path):
+    table = tables.audio_lyrics_agreement(["demo"], agreement_inputs(tmp_path))
+    assert table.to_dict("records") == [
+        {"set": "demo", "level": "segment", "mean": 0.8, "std": 0.0, "n": 2},
+        {"set": "demo", "level": "track", "mean": 0.8, "std": 0.282843, "n": 2},  # std of .6, 1 = √.08
+    ]
+
+
+def test_agreement_files_are_identical_when_the_vectors_differ_in_their_last_bit(tmp_path):
+    """The same table from float32 vectors one step apart: the unrounded cosines differ, the files do not."""
+    written, raw = [], []
+    for nudge in (False, True):
+        root = tmp_path / str(nudge)
+        paths = agreement_inputs(root, nudge)
+        raw.append(tables._segment_cosines(root / "embeddings/demo/livi.chunks.npz", root / "transcripts/demo"))
+        tables.write(tables.audio_lyrics_agreement(["demo"], paths), root / "section5_3", ranked=False)
+        written.append({s: (root / f"section5_3{s}").read_bytes() for s in (".csv", ".md", ".tex")})
+    assert 0 < abs(raw[0][0] - raw[1][0]) < 1e-7
+    assert written[0] == written[1]
+    assert b"demo,track,0.8,0.282843,2\n" in written[0][".csv"]

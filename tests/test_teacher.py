@@ -2,17 +2,25 @@
 inputs (Piper speech, silence, corrupt/empty/non-audio files, 44.1 kHz stereo with a chord, a clip
 Whisper hears as a known hallucination), with Silero VAD, Whisper tiny.en and all-MiniLM-L6-v2."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import soxr
 import torch
+import yaml
 
 from paperlib import SAMPLE_RATE, cli, teacher
 from paperlib.asr import word_error_rate
 from paperlib.config import Asr, Vocals
-from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS
+from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, read_table
 from paperlib.text import track_vector
 
 VOCALS = Vocals(detector="silero", detector_model="")  # the paper's chunking, Silero VAD
@@ -75,6 +83,7 @@ def _lyrics(inputs, out, models_dir, *extra):
         f"paths.models={models_dir}",
         "vocals.detector=silero",
         "asr.batch_size=2",
+        "scale.track_batch=2",
         "asr.language=en",
         "asr.compression_ratio_threshold=1.35",
         "device=cpu",
@@ -153,7 +162,8 @@ def test_chunk_times_recut_the_teachers_chunks_exactly(tmp_path, inputs, tiny_tr
 
 
 def test_no_temporary_files_left(lyrics_out):
-    assert sorted(p.name for p in lyrics_out.iterdir()) == sorted(OUTPUTS)
+    assert sorted(p.name for p in lyrics_out.iterdir()) == sorted([*OUTPUTS, "shards"])
+    assert all(p.name.startswith("part-") for p in (lyrics_out / "shards").iterdir())
 
 
 @pytest.mark.slow
@@ -166,7 +176,7 @@ def test_lyrics_is_deterministic(lyrics_out, inputs, tmp_path, models_dir):
 def test_ray_engine_writes_the_local_engines_files_and_resumes(lyrics_out, inputs, tmp_path, models_dir, ray_local):
     """`--engine ray`: the same statuses, chunks and texts (Whisper batches of 2 tracks, as locally), vectors to
     float rounding; a rerun finds every track in OUT/shards/ and writes the same files."""
-    assert _lyrics(inputs, tmp_path, models_dir, "--engine", "ray", "--set", "scale.track_batch=2") == 0
+    assert _lyrics(inputs, tmp_path, models_dir, "--engine", "ray") == 0
     for name in ("manifest.csv", "chunks.csv"):
         assert (tmp_path / name).read_bytes() == (lyrics_out / name).read_bytes(), name
     np.testing.assert_allclose(
@@ -423,3 +433,99 @@ def test_corpus_quality_by_hand(tmp_path):
     # predicted vocal: a {0, 2}, b {1, 2}, c {1}; true: a {0, 1}, b {1, 2} -> TP 3, FP 2, FN 1
     assert summary["vocal_segments"] == {"precision": 0.6, "recall": 0.75}
     assert summary["sung_tracks_accepted"] == "2/2" and summary["instrumental_tracks_rejected"] == "1/1"
+
+
+# --------------------------------------------------------------------------- the teacher stage on an engine
+ROOT = Path(__file__).parents[1]
+STAGE_FILES = ("manifest.csv", "chunks.csv", "chunk_text_embeddings.npy", "text_embeddings.npz", "vocalness.npz")
+
+
+@pytest.fixture(scope="module")
+def stage_dir(tmp_path_factory, models_dir, whisper_tiny_en, minilm):
+    """A folder with the tiny corpus and the repository's params.yaml (Whisper tiny.en, this session's models)."""
+    folder = tmp_path_factory.mktemp("stage")
+    assert cli.main(["corpus", "--out", str(folder / "data/corpus"), "--size", "tiny"]) == 0
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["models"] |= {"whisper": "whisper-tiny.en", "text": "all-MiniLM-L6-v2"}
+    params["paths"]["models"] = str(models_dir)
+    params["corpus"]["size"] = "tiny"
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return folder
+
+
+def _teacher_stage(folder: Path, overrides: str) -> Path:
+    """notebooks/03_teacher.ipynb through papermill in `folder` with `overrides`; returns its paths.teacher."""
+    out = folder / f"teacher-{abs(hash(overrides))}"
+    cmd = [sys.executable, "-m", "papermill", "-k", "python3", str(ROOT / "notebooks/03_teacher.ipynb")]
+    cmd += [str(folder / "executed.ipynb"), "--cwd", str(folder), "-p", "overrides", f"paths.teacher={out} {overrides}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _same_teacher_files(a: Path, b: Path, names=STAGE_FILES) -> None:
+    """Byte-identical tables; arrays equal to float rounding (Ray batches a track's chunks with others)."""
+    for name in names:
+        if name.endswith(".csv"):
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+        elif name.endswith(".npy"):
+            np.testing.assert_allclose(np.load(a / name), np.load(b / name), atol=2e-3 if "states" in name else 1e-5)
+        else:
+            with np.load(a / name) as left, np.load(b / name) as right:
+                assert left.files == right.files, name
+                for key in left.files:
+                    np.testing.assert_allclose(left[key], right[key], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_teacher_stage_on_ray_writes_the_local_stage_files(stage_dir, ray_local):
+    """`--set scale.engine=ray` on the teacher stage's notebook (tiny corpus, encoder states kept as the demo keeps
+    them): the same manifest and chunks byte for byte, the same vectors and encoder states to float rounding."""
+    address = ray_local.get_runtime_context().gcs_address
+    local = _teacher_stage(stage_dir, "scale.engine=local")
+    remote = _teacher_stage(stage_dir, f"scale.engine=ray scale.address={address} scale.track_batch=3")
+    assert len(read_table(local / "manifest.csv")) == 18
+    _same_teacher_files(local, remote, (*STAGE_FILES, "encoder_states.npy"))
+    assert (local / "encoder_states.json").read_bytes() == (remote / "encoder_states.json").read_bytes()
+
+
+DRIVER = """
+import sys, time
+from paperlib import cli, teacher
+step = teacher.transcribe_tracks
+def slow(*args, **kw):
+    time.sleep(1.0)
+    return step(*args, **kw)
+teacher.transcribe_tracks = slow
+sys.exit(cli.main({argv!r}))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_teacher_run_resumes_from_its_shards(stage_dir, tmp_path):
+    """`paperlib lyrics` (no encoder states: shards) killed (SIGKILL) after two shards; the rerun transcribes only
+    the tracks not in a shard and writes the files of an uninterrupted run."""
+    audio = sorted((stage_dir / "data/corpus/audio").glob("*.wav"))[:6]
+    argv = ["lyrics", *map(str, audio), "--params", str(stage_dir / "params.yaml")]
+    argv += ["--set", "scale.track_batch=1", "--set", "scale.shard_tracks=1"]
+    reference, out = tmp_path / "reference", tmp_path / "killed"
+    assert cli.main([*argv, "--out", str(reference)]) == 0
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(argv=[*argv, "--out", str(out)]))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=stage_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while (
+        len(list((out / "shards").glob("part-*.parquet"))) < 2 and proc.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = sorted((out / "shards").glob("part-*.parquet"))
+    assert 2 <= len(written) < len(audio) and not (out / "manifest.csv").exists()
+    before = {p.name: p.stat().st_mtime_ns for p in written}
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in written} == before  # kept, not transcribed again
+    assert len(list((out / "shards").glob("part-*.parquet"))) == len(audio)
+    _same_teacher_files(reference, out)

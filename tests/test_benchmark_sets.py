@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from paperlib import benchmarks as bm
+from paperlib import benchmark_sets as bm
 from paperlib.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,7 +1,7 @@
-"""paperlib.distributed and paperlib.shards: the Ray engine gives the local engine's statuses and vectors, a shard
-directory resumes without losing or repeating a track, and faults (a bad file, a dead actor, a killed driver)
-lose nothing. One local Ray instance (2 CPUs) for the module; the model is the tiny random checkpoint of
-conftest, the vocal detector a stand-in energy detector (pickled by value to the Ray workers)."""
+"""paperlib.engine and paperlib.shards, on the embedding job: the Ray engine gives the local engine's statuses and
+vectors, a shard directory resumes without losing or repeating a track, and faults (a bad file, a dead actor, a
+killed driver) lose nothing. One local Ray instance (2 CPUs) for the module; the model is the tiny random checkpoint of
+conftest, the vocal detector the stand-in paperlib.vocals.EnergyDetector."""
 
 import dataclasses
 import os
@@ -17,36 +17,32 @@ import pytest
 import soundfile as sf
 from conftest import save_tiny_checkpoint
 
-from paperlib import SAMPLE_RATE, distributed, shards
+from paperlib import SAMPLE_RATE, embed, shards
 from paperlib.config import Config, Scale, Vocals
 from paperlib.embed import TIMING_COLUMNS
 from paperlib.schema import MANIFEST_COLUMNS, read_table
+from paperlib.vocals import EnergyDetector
 
 VOCALS = Vocals(detector="silero", detector_model="")
 
 
-class EnergyDetector:
-    """Stand-in vocal detector: vocalness = segment RMS / 0.05, clipped to [0, 1]."""
+@dataclasses.dataclass(frozen=True)
+class DyingJob(embed.EmbedJob):
+    """The embedding job whose model step kills its process at its first call while `marker` is absent (Ray
+    restarts the actor)."""
 
-    segment_s = 1.0
+    marker: str = ""
 
-    def vocalness(self, wave):
-        n = int(np.ceil(len(wave) / SAMPLE_RATE))
-        padded = np.zeros(n * SAMPLE_RATE, np.float32)
-        padded[: len(wave)] = wave
-        return np.clip(np.sqrt((padded.reshape(n, -1) ** 2).mean(axis=1)) / 0.05, 0, 1)
+    def process_step(self, device):
+        process = super().process_step(device)
 
+        def dying(items):
+            if not os.path.exists(self.marker):
+                Path(self.marker).touch()
+                os._exit(1)
+            return process(items)
 
-class DyingActor(distributed.EmbedActor):
-    """The model stage, whose process dies at its first call while MARKER is absent (Ray restarts it)."""
-
-    MARKER = None
-
-    def __call__(self, batch):
-        if not self.MARKER.exists():
-            self.MARKER.touch()
-            os._exit(1)
-        return super().__call__(batch)
+        return dying
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,10 +78,12 @@ def settings(engine: str, shard_tracks: int = 256, **scale) -> Config:
     return dataclasses.replace(Config(), scale=Scale(engine=engine, shard_tracks=shard_tracks, **scale))
 
 
-def run(tracks, out, checkpoint, engine, **scale):
-    return distributed.run_embed(
-        tracks, out, checkpoint, VOCALS, settings(engine, **scale), make_detector=EnergyDetector
-    )
+def job(checkpoint, cls=embed.EmbedJob, **extra):
+    return dataclasses.replace(cls.of(checkpoint, VOCALS, Config(), detector=EnergyDetector), **extra)
+
+
+def run(tracks, out, checkpoint, name, cls=embed.EmbedJob, **scale):
+    return embed.embed_to(out, job(checkpoint, cls), tracks, settings(name, **scale))
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +118,8 @@ def test_ray_gives_the_local_statuses_and_vectors(ray_local, tracks, checkpoint,
 
 
 def test_a_rerun_skips_written_ids_and_completes_a_lost_shard(ray_local, tracks, checkpoint, local_run, tmp_path):
-    from paperlib.metrics import read_embeddings
     from paperlib.retrieval import read_catalogue
+    from paperlib.vectors import read_embeddings
 
     out = tmp_path / "livi"
     run(tracks[:5], out, checkpoint, "ray", shard_tracks=2)
@@ -153,14 +151,13 @@ def test_the_local_engine_writes_the_same_shards(tracks, checkpoint, local_run, 
     assert len(shards.shard_files(out)) == 3
 
 
-def test_a_dead_actor_is_restarted_and_nothing_is_lost_or_repeated(
-    ray_local, tracks, checkpoint, local_run, tmp_path, monkeypatch
-):
-    DyingActor.MARKER = tmp_path / "died-once"
-    monkeypatch.setattr(distributed, "EmbedActor", DyingActor)
+def test_a_dead_actor_is_restarted_and_nothing_is_lost_or_repeated(ray_local, tracks, checkpoint, local_run, tmp_path):
+    marker = tmp_path / "died-once"
     out = tmp_path / "livi"
-    run(tracks, out, checkpoint, "ray", track_batch=2, shard_tracks=3)
-    assert DyingActor.MARKER.exists()
+    embed.embed_to(
+        out, job(checkpoint, DyingJob, marker=str(marker)), tracks, settings("ray", track_batch=2, shard_tracks=3)
+    )
+    assert marker.exists()
     assert sorted(shards.read_rows(out)["id"]) == sorted(i for i, _ in tracks)
     pd.testing.assert_frame_equal(read_table(out / "manifest.csv"), read_table(local_run.with_suffix(".manifest.csv")))
     assert_same_vectors(shards.read_vectors(out), npz(local_run))
@@ -179,18 +176,18 @@ def test_a_shard_keeps_fields_its_first_row_lacks(tmp_path):
 DRIVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
-import test_distributed as t
-from paperlib import distributed
+import test_engine as t
+from paperlib import engine
 from pathlib import Path
 tracks = [(i, Path(p)) for i, p in {tracks!r}]
-slow = distributed.EmbedActor.__call__
+slow = engine.ProcessActor.__call__
 def call(self, batch):
     time.sleep({delay})
     return slow(self, batch)
-distributed.EmbedActor.__call__ = call
+engine.ProcessActor.__call__ = call
 from ray import cloudpickle
 cloudpickle.register_pickle_by_value(t)
-cloudpickle.register_pickle_by_value(distributed)
+cloudpickle.register_pickle_by_value(engine)
 t.run(tracks, Path({out!r}), Path({checkpoint!r}), "ray", track_batch=1, shard_tracks=1, address={address!r})
 """
 
@@ -272,8 +269,6 @@ def test_cli_user_errors_of_the_engine_options(checkpoint, tracks, tmp_path, cap
     model = ["--model", str(checkpoint)]
     assert main_args(["embed", audio, *model, "--out", str(tmp_path / "emb"), "--manifest", "m.csv"]) == 2
     assert "go with an .npz OUT" in capsys.readouterr().err
-    assert main_args(["lyrics", audio, "--out", str(tmp_path / "t"), "--engine", "ray", "--keep-encoder-states"]) == 2
-    assert "--keep-encoder-states needs --engine local" in capsys.readouterr().err
     assert main_args(["embed", audio, *model, "--out", str(tmp_path / "e.npz"), "--set", "scale.engine=spark"]) == 2
     assert "scale.engine must be one of local, ray" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -284,3 +279,17 @@ def main_args(argv):
     from paperlib.cli import main
 
     return main(argv)
+
+
+def test_a_shard_folder_of_other_settings_is_not_resumed(tracks, checkpoint, tmp_path):
+    """A folder's shards resume only the same job: other vocal settings are a one-line ShardError naming them,
+    and nothing is written."""
+    out = tmp_path / "livi"
+    run(tracks[:2], out, checkpoint, "local")
+    written = shards.shard_files(out)
+    other = dataclasses.replace(job(checkpoint), vocals=dataclasses.replace(VOCALS, min_mean_vocalness=0.9))
+    with pytest.raises(shards.ShardError, match=r"holds shards of a run with other settings \(vocals\)"):
+        embed.embed_to(out, other, tracks, settings("local"))
+    assert shards.shard_files(out) == written
+    run(tracks[:3], out, checkpoint, "local")  # the same job resumes
+    assert len(shards.read_rows(out)) == 3
