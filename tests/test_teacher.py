@@ -162,8 +162,9 @@ def test_chunk_times_recut_the_teachers_chunks_exactly(tmp_path, inputs, tiny_tr
 
 
 def test_no_temporary_files_left(lyrics_out):
-    assert sorted(p.name for p in lyrics_out.iterdir()) == sorted([*OUTPUTS, "shards"])
-    assert all(p.name.startswith("part-") for p in (lyrics_out / "shards").iterdir())
+    assert sorted(p.name for p in lyrics_out.iterdir()) == sorted([*OUTPUTS, "settings.json", "shards"])
+    shard_files = ["job.json", "part-000000.parquet"]  # 8 tracks: one shard of scale.shard_tracks (256)
+    assert sorted(p.name for p in (lyrics_out / "shards").iterdir()) == shard_files
 
 
 @pytest.mark.slow

@@ -28,14 +28,12 @@ def demo_set(tmp_path, minilm):
     pd.DataFrame(
         {"id": ids, "path": [f"audio/{i}.wav" for i in ids], "work": works, "split": "test", "kind": "cover"}
     ).assign(lyrics=lyrics).to_csv(corpus / "tracks.csv", index=False)
-    embeddings = tmp_path / "embeddings" / "demo"
-    embeddings.mkdir(parents=True)
+    teacher = tmp_path / "transcripts" / "demo"  # the transcribe stage's set folder: cliques, lyrics, teacher files
+    teacher.mkdir(parents=True)
     pd.DataFrame({"id": ids, "clique": works, "path": [f"audio/{i}.wav" for i in ids]}).to_csv(
-        embeddings / "cliques.csv", index=False
+        teacher / "cliques.csv", index=False
     )
-    pd.DataFrame({"id": ["x"], "status": ["ok"]}).to_csv(embeddings / "lyrics.manifest.csv", index=False)
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
+    pd.DataFrame({"id": ["x"], "status": ["ok"]}).to_csv(teacher / "lyrics.manifest.csv", index=False)
     sung = [i for i in ids if i != "w1-v3"]
     status = ["ok" if i in sung else "instrumental" for i in ids]
     pd.DataFrame({"id": ids, "status": status, "reason": ""}).to_csv(teacher / "manifest.csv", index=False)
@@ -56,7 +54,7 @@ def demo_set(tmp_path, minilm):
         cfg.paths,
         models=str(minilm.parent),
         corpus=str(corpus),
-        teacher=str(teacher),
+        transcripts=str(tmp_path / "transcripts"),
         embeddings=str(tmp_path / "embeddings"),
     )
     evaluate = dataclasses.replace(cfg.evaluate, sets=("demo",))
