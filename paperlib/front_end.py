@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import SAMPLE_RATE, asr, audio, sets, significance, teacher
+from paperlib import SAMPLE_RATE, asr, audio, io, sets, significance, teacher
 from paperlib.config import Config
 from paperlib.schema import read_table, set_dir, timings_path
 
@@ -150,7 +150,8 @@ def summary(per_track: pd.DataFrame) -> pd.DataFrame:
         )
     table = pd.DataFrame(rows)
     table["WER_wilcoxon_p"] = table["set"].map(_wer_p(per_track))
-    return table
+    table["WER_wilcoxon_p"] = io.significant(table["WER_wilcoxon_p"])
+    return table.round(dict.fromkeys(["hallucinations_per_track", "WER"], io.DECIMALS))
 
 
 def seconds_table(seconds: pd.DataFrame) -> pd.DataFrame:

@@ -85,3 +85,10 @@ def rounded(values, decimals: int = DECIMALS):
     """`values` (a number or an array) as float64 rounded to `decimals` (numpy's round half to even)."""
     out = np.round(np.asarray(values, dtype=np.float64), decimals)
     return float(out) if out.ndim == 0 else out
+
+
+def significant(values, digits: int = DECIMALS):
+    """`values` (a number or an array) rounded to `digits` significant digits: for p-values, which span many orders
+    of magnitude (NaN stays NaN)."""
+    out = np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[np.float64])(np.asarray(values, dtype=np.float64))
+    return float(out) if out.ndim == 0 else out

@@ -37,7 +37,8 @@ def table2(results: pd.DataFrame, per_query: pd.DataFrame) -> pd.DataFrame:
         parts.append(rows.merge(tests, on="system", how="left"))
     table = pd.concat(parts, ignore_index=True)
     columns = ["set", "system", *PAPER_METRICS, "MAP", "HR10", "NAR", "queries", "coverage"]
-    return table[columns + [f"p_{m}" for m in PAPER_METRICS]]
+    p_values = [f"p_{m}" for m in PAPER_METRICS]
+    return table[columns + p_values].assign(**{p: io.significant(table[p]) for p in p_values})
 
 
 def _paired_tests(per_query: pd.DataFrame, systems: list[str]) -> pd.DataFrame:

@@ -33,3 +33,9 @@ def test_rounded_gives_one_value_to_inputs_a_billionth_apart():
 def test_single_values_are_kept_at_fewer_decimals_than_means():
     assert io.rounded(0.83751249, io.VALUE_DECIMALS) == io.rounded(0.83750751, io.VALUE_DECIMALS) == 0.8375
     assert io.VALUE_DECIMALS < io.DECIMALS
+
+
+def test_p_values_keep_six_significant_digits():
+    assert io.significant(3.3987111470364826e-14) == 3.39871e-14
+    assert io.significant(0.2035343811398888) == 0.203534
+    assert np.isnan(io.significant(np.array([np.nan, 1.0]))[0])
