@@ -5,7 +5,7 @@ models/clews.py, models/dvinetp.py, models/cqtnet.py, models/bytecover2x.py, lib
 code is copied. Attribute names and module orders follow the release so that `load_state_dict(strict=True)` takes the
 `model` state dict of a release checkpoint unchanged:
 
-  CQT layer (nnAudio `CQT1992v2`, trainable=False): buffers `lenghts` [n_bins] (sic), `cqt_kernels_real` and
+  CQT layer (nnAudio `CQT1992v2`, trainable=False, used as is): buffers `lenghts` [n_bins] (sic), `cqt_kernels_real` and
     `cqt_kernels_imag` [n_bins, 1, n_fft]. CLEWS holds it as `cqt.0` (a Sequential with the time pooling as `cqt.1`),
     the other three as `cqt` (their pooling `cqtpool` has no state).
   CLEWS      frontend.0 (gain, bias: CQT preparation) .1 conv .2 BN .4 conv; backbone.<i> residual blocks with
@@ -32,7 +32,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -48,54 +47,25 @@ class HarmonicError(ValueError):
 # CQT front end
 
 
-def cqt_kernels(
-    sr: int, n_bins: int, bins_per_octave: int, filter_scale: float = 1.0, fmin: float = CQT_FMIN
-) -> tuple[np.ndarray, np.ndarray]:
-    """Time-domain CQT kernels as nnAudio's CQT1992v2 builds them (hann windows, L1-normalised, centred).
+def CQT(sr: int, hop_length: int, n_bins: int, bins_per_octave: int, filter_scale: float = 1.0) -> nn.Module:
+    """nnAudio's `CQT1992v2` as the release builds it (fmin C1, not trainable): wave [B, T] → magnitude
+    [B, n_bins, 1 + T // hop_length]. Its kernels are buffers (`cqt_kernels_real`, `cqt_kernels_imag` [n_bins, 1,
+    n_fft], `lenghts` [n_bins]) that a checkpoint carries."""
+    from nnAudio.features import CQT1992v2
 
-    Returns (kernels [n_bins, n_fft] complex64, lengths [n_bins] float32 in samples); n_fft is the next power of two
-    of the longest kernel. A checkpoint carries its own kernels; these only give fresh modules the right buffers.
-    """
-    q = float(filter_scale) / (2.0 ** (1.0 / bins_per_octave) - 1.0)
-    freqs = fmin * 2.0 ** (np.arange(n_bins) / float(bins_per_octave))
-    if freqs.max() > sr / 2:
-        raise HarmonicError(f"CQT top bin {freqs.max():.1f} Hz is above the Nyquist frequency of {sr} Hz")
-    lengths = np.ceil(q * sr / freqs)
-    n_fft = int(2 ** np.ceil(np.log2(lengths.max())))
-    kernels = np.zeros((n_bins, n_fft), dtype=np.complex64)
-    for k, (freq, length) in enumerate(zip(freqs, lengths)):
-        n = int(length)
-        start = int(np.ceil(n_fft / 2.0 - n / 2.0)) - (1 if n % 2 == 1 else 0)
-        window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)  # periodic hann
-        phase = np.arange((-n) // 2, n // 2) * (2.0 * np.pi * freq / sr)
-        atom = window * np.exp(1j * phase) / n
-        kernels[k, start : start + n] = atom / np.abs(atom).sum()
-    return kernels, lengths.astype(np.float32)
-
-
-class CQT(nn.Module):
-    """Magnitude CQT with librosa-style scaling, the computation of nnAudio's CQT1992v2 (centre, reflect padding).
-
-    wave [B, T] → [B, n_bins, 1 + T // hop]. Kernels are buffers (`cqt_kernels_real`, `cqt_kernels_imag`,
-    [n_bins, 1, n_fft]) with the kernel lengths `lenghts` [n_bins] (the release's spelling), not trainable.
-    """
-
-    def __init__(self, sr: int, hop_length: int, n_bins: int, bins_per_octave: int, filter_scale: float = 1.0):
-        super().__init__()
-        self.hop_length = int(hop_length)
-        kernels, lengths = cqt_kernels(sr, n_bins, bins_per_octave, filter_scale)
-        self.register_buffer("lenghts", torch.from_numpy(lengths))
-        self.register_buffer("cqt_kernels_real", torch.from_numpy(kernels.real.copy()).unsqueeze(1))
-        self.register_buffer("cqt_kernels_imag", torch.from_numpy(kernels.imag.copy()).unsqueeze(1))
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        x = wave.unsqueeze(1)
-        width = self.cqt_kernels_real.shape[-1]
-        x = F.pad(x, (width // 2, width // 2), mode="reflect")
-        scale = torch.sqrt(self.lenghts).view(-1, 1)
-        real = F.conv1d(x, self.cqt_kernels_real, stride=self.hop_length) * scale
-        imag = -F.conv1d(x, self.cqt_kernels_imag, stride=self.hop_length) * scale
-        return torch.sqrt(real.pow(2) + imag.pow(2))
+    top = CQT_FMIN * 2.0 ** ((n_bins - 1) / bins_per_octave)
+    if top > sr / 2:
+        raise HarmonicError(f"CQT top bin {top:.1f} Hz is above the Nyquist frequency of {sr} Hz")
+    return CQT1992v2(
+        sr=sr,
+        hop_length=int(hop_length),
+        fmin=CQT_FMIN,
+        n_bins=int(n_bins),
+        bins_per_octave=int(bins_per_octave),
+        filter_scale=filter_scale,
+        trainable=False,
+        verbose=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
