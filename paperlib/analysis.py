@@ -3,13 +3,14 @@ time per track (§5.5). Cosines and their statistics are at io.DECIMALS (6) deci
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from paperlib import io, vectors
-from paperlib.schema import set_dir, timings_path
+from paperlib import io, reporting, vectors
+from paperlib.schema import HARMONIC_SYSTEMS, set_dir, timings_path
 
 
 def audio_text_cosines(sets, paths) -> pd.DataFrame:
@@ -62,8 +63,9 @@ def cosine_summary(cosines: pd.DataFrame) -> pd.DataFrame:
 
 def runtime_table(cfg) -> pd.DataFrame:
     """Seconds per accepted track of each set, mean and standard deviation: preprocessing (decode, resample,
-    vocal detection, log-mel) and model, for LIVI and for the transcription pipeline (Whisper + text
-    embedding), as the pipeline ran them: LIVI one track's chunks per call, the teacher's Whisper on the chunks of
+    vocal detection, log-mel) and model, for LIVI, for the transcription pipeline (Whisper + text embedding) and for
+    each harmonic system that ran (decoding; the model step: shingles and forward passes, or chroma and 2DFTM), as the
+    pipeline ran them: LIVI one track's chunks per call, the teacher's Whisper on the chunks of
     scale.track_batch tracks (asr.batch_size per call; its time shared by chunk count). Batch 1 on both:
     benchmarks/speed_cpu.py."""
     rows = []
@@ -75,7 +77,21 @@ def runtime_table(cfg) -> pd.DataFrame:
             asr = _accepted(timings_path(cfg.paths.runtime, name, "teacher"))
             pre, model = asr["t_decode_s"] + asr["t_detect_s"], asr["t_asr_s"] + asr["t_text_s"]
             rows.append(_runtime_row(name, "Transcription (teacher)", "chunks of several tracks", pre, model))
+        for system in HARMONIC_SYSTEMS:
+            if timings_path(cfg.paths.runtime, name, system).exists():
+                timings = _accepted(timings_path(cfg.paths.runtime, name, system))
+                label, pre, model = reporting.SYSTEMS[system], timings["t_decode_s"], timings["t_model_s"]
+                rows.append(_runtime_row(name, label, "one track per call", pre, model))
     return pd.DataFrame(rows).round(3)
+
+
+def harmonic_speed(path: str | Path) -> pd.DataFrame:
+    """benchmarks/harmonic_speed.py's rows (system, params_M, seconds_per_track, ...: the four release architectures
+    at their real shapes with random weights, and LIVI, on one CPU track); empty when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=["system", "params_M", "seconds_per_track"])
+    return pd.DataFrame(json.loads(path.read_text())["rows"])
 
 
 def _runtime_row(name: str, pipeline: str, batching: str, pre: pd.Series, model: pd.Series) -> dict:

@@ -139,7 +139,7 @@ def _add_lyrics(sub) -> None:
         help="also write OUT/encoder_states.npy (float16, 1.5 MB per chunk for Whisper base): "
         "`paperlib train` with the same models.whisper then skips the encoder (the run is held in memory: no shards)",
     )
-    _add_engine(p)
+    add_engine(p)
     add_settings(p)
     p.set_defaults(run=_run_lyrics)
 
@@ -157,7 +157,7 @@ def _run_lyrics(args) -> int:
         manifest = teacher.run(job, tracks, Path(args.out), cfg, steps=steps)
     except (engine.EngineError, shards.ShardError) as exc:
         raise UserError(str(exc)) from None
-    _print_counts(manifest, args.out)
+    print_counts(manifest, args.out)
     return 0
 
 
@@ -185,7 +185,7 @@ def list_audio(inputs: list[str]) -> list:
     return tracks
 
 
-def _print_counts(manifest, out) -> None:
+def print_counts(manifest, out) -> None:
     from paperlib.schema import STATUSES
 
     counts = manifest.status.value_counts().reindex(list(STATUSES), fill_value=0)
@@ -307,12 +307,12 @@ def _add_embed(sub) -> None:
     p.add_argument("--manifest", help="manifest csv of an npz OUT (default: OUT with suffix .manifest.csv)")
     p.add_argument("--timings", help="timings csv of an npz OUT (default: OUT with suffix .timings.csv)")
     p.add_argument("--chunk-embeddings", help="also write an npz: id -> chunk vectors [n, dim] (npz OUT only)")
-    _add_engine(p)
+    add_engine(p)
     add_settings(p)
     p.set_defaults(run=_run_embed)
 
 
-def _add_engine(p) -> None:
+def add_engine(p) -> None:
     """--engine and --address: where the work runs (settings scale.engine, scale.address)."""
     from paperlib.config import ENGINES
 
@@ -340,7 +340,7 @@ def _run_embed(args) -> int:
         manifest = embed.embed_to(args.out, job, tracks, cfg, steps, args.manifest, args.timings, args.chunk_embeddings)
     except (engine.EngineError, shards.ShardError) as exc:
         raise UserError(str(exc)) from None
-    _print_counts(manifest, args.out)
+    print_counts(manifest, args.out)
     return 0
 
 
@@ -438,12 +438,12 @@ def _run_determinism(args) -> int:
 
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    from paperlib import cli_catalogue
+    from paperlib import cli_catalogue, cli_harmonic
 
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pipeline = [_add_profile, _add_determinism, _add_benchmarks, _add_models, _add_lyrics, _add_corpus, _add_train]
-    for add in [*pipeline, _add_embed, _add_import, *cli_catalogue.ADDERS]:
+    for add in [*pipeline, _add_embed, *cli_harmonic.ADDERS, _add_import, *cli_catalogue.ADDERS]:
         add(sub)
     return parser
 

@@ -39,6 +39,7 @@ class Paths:
     checkpoint: str = "data/livi"  # the trained (or imported) LIVI head
     transcripts: str = "data/transcripts"  # per evaluation set: its transcripts and the text systems
     embeddings: str = "data/embeddings"  # per evaluation set: the audio systems
+    harmonic: str = "data/harmonic"  # per evaluation set: the harmonic audio systems (chroma, CLEWS release)
     results: str = "results"  # tables and figures (byte-identical on rerun)
     runtime: str = "results/runtime"  # wall-clock measurements: outside DVC, differ on every run
 
@@ -146,6 +147,35 @@ class Evaluate:
     front_end_works: int = 0  # §5.2 compares front ends on all tracks of each set's first N works by id (0: all)
 
 
+RELEASE_CHECKPOINTS = tuple(
+    f"data/clews/dvi-{name}/checkpoint_best.ckpt" for name in ("bytecover2x", "clews", "cqtnet", "dvinetp")
+)
+
+
+@dataclass(frozen=True)
+class Harmonic:
+    """The harmonic audio systems of Table 2 (paperlib.harmonic_systems) and their fusion with LIVI (Table 2, beyond
+    the paper). Checkpoints: CLEWS-release files (Zenodo record 15045900, each with its configuration.yaml); the paper
+    runs the four Discogs-VI ones, one per architecture."""
+
+    checkpoints: tuple[str, ...] = RELEASE_CHECKPOINTS
+    hop_s: float = 5.0  # shingle hop (s), the paper's protocol
+    max_seconds: float = 240.0  # audio cut to its first seconds
+    batch_size: int = 8  # shingles per forward pass
+    chroma: bool = True  # the training-free 2DFTM baseline (paperlib.chroma)
+    chroma_patch_beats: int = 75  # beats per 2DFTM patch (Bertin-Mahieux & Ellis 2012)
+    chroma_power: float = 1.96  # power-law expansion of the chroma
+    fusion: str = "chroma"  # harmonic system fused with LIVI ("" = no fusion row)
+    fusion_weight: float = 0.5  # weight of LIVI's per-query z-scores (the harmonic system's: 1 - weight)
+
+    def __post_init__(self):
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise ConfigError(f"harmonic.fusion_weight must be in [0, 1], got {self.fusion_weight}")
+        for name in ("hop_s", "max_seconds", "batch_size", "chroma_patch_beats"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"harmonic.{name} must be positive, got {getattr(self, name)}")
+
+
 @dataclass(frozen=True)
 class Scale:
     """Where per-track jobs (teacher, transcription, embedding) run: in this process, or on a Ray cluster
@@ -199,6 +229,7 @@ class Config:
     asr: Asr = field(default_factory=Asr)
     train: Train = field(default_factory=Train)
     evaluate: Evaluate = field(default_factory=Evaluate)
+    harmonic: Harmonic = field(default_factory=Harmonic)
     scale: Scale = field(default_factory=Scale)
 
     def to_dict(self) -> dict:

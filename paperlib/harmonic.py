@@ -28,6 +28,7 @@ __all__ = [
     "HarmonicError",
     "HarmonicModel",
     "load_release_checkpoint",
+    "release_architecture",
     "shingle",
     "segment_starts",
     "embed_track",
@@ -59,13 +60,7 @@ def load_release_checkpoint(path: str | Path) -> tuple[HarmonicModel, Any]:
     path = Path(path)
     if not path.is_file():
         raise HarmonicError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ModuleNotFoundError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarmonicError(f"{path}: not a CLEWS-release checkpoint: cannot be read ({first})") from None
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("model"), Mapping):
-        raise HarmonicError(f"{path}: not a CLEWS-release checkpoint: no 'model' state dict")
+    payload = _payload(path)
     state = dict(payload["model"])
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise HarmonicError(f"{path}: not a CLEWS-release checkpoint: 'model' is not a dict of tensors")
@@ -79,8 +74,33 @@ def load_release_checkpoint(path: str | Path) -> tuple[HarmonicModel, Any]:
     return model, conf
 
 
-def _read_conf(path: Path, embedded: Any, OmegaConf: Any, DictConfig: Any) -> Any:
-    """The training configuration: the checkpoint's own, checked against configuration.yaml beside it."""
+def release_architecture(path: str | Path) -> str:
+    """The architecture (paperlib.harmonic_models name: bytecover2x, clews, cqtnet, dvinetp) of a release checkpoint,
+    from the configuration.yaml beside it (else from the checkpoint's own conf, which loads the file)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    path = Path(path)
+    if not path.is_file():
+        raise HarmonicError(f"{path}: no such checkpoint file")
+    sibling = path.parent / CONFIG_NAME
+    embedded = None if sibling.is_file() else _payload(path).get("conf")
+    conf = _read_conf(path, embedded, OmegaConf, DictConfig, compare=False)
+    return ARCHITECTURES[str(conf.model.name)].name
+
+
+def _payload(path: Path) -> Mapping:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ModuleNotFoundError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarmonicError(f"{path}: not a CLEWS-release checkpoint: cannot be read ({first})") from None
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("model"), Mapping):
+        raise HarmonicError(f"{path}: not a CLEWS-release checkpoint: no 'model' state dict")
+    return payload
+
+
+def _read_conf(path: Path, embedded: Any, OmegaConf: Any, DictConfig: Any, compare: bool = True) -> Any:
+    """The training configuration: the checkpoint's own, checked against configuration.yaml beside it (compare)."""
     sibling = path.parent / CONFIG_NAME
     from_file = None
     if sibling.is_file():
@@ -91,7 +111,7 @@ def _read_conf(path: Path, embedded: Any, OmegaConf: Any, DictConfig: Any) -> An
     if isinstance(embedded, Mapping) and not isinstance(embedded, DictConfig):
         embedded = OmegaConf.create(dict(embedded))
     if isinstance(embedded, DictConfig) and "model" in embedded:
-        if from_file is not None and "model" in from_file:
+        if compare and from_file is not None and "model" in from_file:
             a = OmegaConf.to_container(embedded.model, resolve=True)
             b = OmegaConf.to_container(from_file.model, resolve=True)
             if a != b:

@@ -199,9 +199,39 @@ def evaluate(
 ) -> tuple[dict, pd.DataFrame]:
     """Averaged metrics (keys SUMMARY_KEYS) and a per-query table (one row per evaluated query)."""
     matrix = np.asarray(matrix, dtype=np.float32)
-    n = matrix.shape[0]
-    ids = list(range(n)) if ids is None else list(ids)
     ranks = relevant_ranks(matrix, cliques, block_size=block_size, progress=progress)
+    return summarise(ranks, cliques, ids)
+
+
+def score_ranks(blocks, cliques) -> list[np.ndarray]:
+    """relevant_ranks from score rows instead of embeddings, with the same conventions (a query's own column is
+    ignored, ties go to corpus order). blocks: iterable of (query indices [b], scores [b, N]: higher = closer; row
+    q ranks the candidates of query q, so the scores need not be symmetric), each query once, e.g.
+    [(range(N), full_matrix)] or paperlib.fusion's blocks (memory O(b × N))."""
+    codes = pd.factorize(pd.Series(list(cliques)).astype(str))[0]
+    n = len(codes)
+    out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * n
+    for queries, rows in blocks:
+        for q, row in zip(queries, np.asarray(rows, dtype=np.float64)):
+            candidates = np.delete(row, q)
+            order = np.argsort(-candidates, kind="stable")  # stable: ties keep corpus order
+            position = np.empty(n - 1, dtype=np.int64)
+            position[order] = np.arange(1, n)
+            out[q] = np.sort(position[np.flatnonzero(np.delete(codes == codes[q], q))])
+    return out
+
+
+def evaluate_scores(blocks, cliques, ids=None) -> tuple[dict, pd.DataFrame]:
+    """evaluate() from score rows (score_ranks' blocks), e.g. a fusion of two systems (paperlib.fusion)."""
+    return summarise(score_ranks(blocks, cliques), cliques, ids)
+
+
+def summarise(ranks: list[np.ndarray], cliques, ids=None) -> tuple[dict, pd.DataFrame]:
+    """Averaged metrics (keys SUMMARY_KEYS, at 6 decimals) and the per-query table of every query's relevant ranks
+    among its N − 1 candidates (queries without another member of their clique are not evaluated)."""
+    cliques = list(cliques)
+    n = len(cliques)
+    ids = list(range(n)) if ids is None else list(ids)
     rows = [
         {"id": ids[q], "clique": c, **query_metrics(r, n - 1)} for q, (r, c) in enumerate(zip(ranks, cliques)) if len(r)
     ]

@@ -1,4 +1,5 @@
-"""Pre-flight: everything a profile needs (models, vocal detector, training table, benchmark audio) is
+"""Pre-flight: everything a profile needs (models, vocal detector, training table, harmonic checkpoints, benchmark
+audio) is
 checked before any stage spends time, and every missing piece is named at once."""
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def check(cfg: Config) -> dict:
         _record(found, problems, "checkpoint", *_check_checkpoint(cfg.train.checkpoint, cfg.paths.models))
     elif cfg.train.data != "corpus":
         _record(found, problems, "train_data", *_check_training_table(cfg.train.data))
+    for path in cfg.harmonic.checkpoints:
+        _record(found, problems, f"harmonic {path}", *_check_release_checkpoint(path))
     for name in cfg.evaluate.sets:
         if name != "demo":
             _record(found, problems, name, *_check_audio(Path(cfg.evaluate.audio_root) / name, name))
@@ -91,6 +94,16 @@ def _check_checkpoint(path: str, models_dir: str) -> tuple[str | None, str | Non
         return path, None
     resolved, problem = _check_model(encoder, models_dir)
     return (path, None) if problem is None else (None, f"train.checkpoint {path}: its encoder {problem}")
+
+
+def _check_release_checkpoint(path: str) -> tuple[str | None, str | None]:
+    """A CLEWS-release checkpoint (harmonic.checkpoints) whose configuration names a harmonic architecture."""
+    from paperlib.harmonic import HarmonicError, release_architecture
+
+    try:
+        return release_architecture(path), None
+    except HarmonicError as exc:
+        return None, f"harmonic.checkpoints: {exc} (the CLEWS release, zenodo.org/records/15045900: see the README)"
 
 
 def _check_audio(folder: Path, name: str) -> tuple[str | None, str | None]:

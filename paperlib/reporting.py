@@ -36,7 +36,19 @@ SYSTEMS = {
     "asr": "t_local (transcript chunks)",
     "whisper": "Whisper mean-pool",
     "lyrics": "Editorial lyrics",
+    "bytecover2x": "ByteCover2",
+    "clews": "CLEWS",
+    "cqtnet": "CQTNet",
+    "dvinetp": "DViNet",
+    "chroma": "Chroma 2DFTM (training-free)",
+    "livi+chroma": "LIVI + Chroma 2DFTM (fusion)",
+    "livi+bytecover2x": "LIVI + ByteCover2 (fusion)",
+    "livi+clews": "LIVI + CLEWS (fusion)",
+    "livi+cqtnet": "LIVI + CQTNet (fusion)",
+    "livi+dvinetp": "LIVI + DViNet (fusion)",
 }
+"""Table 2's labels of the systems (schema.SYSTEMS, schema.HARMONIC_SYSTEMS, the fusions livi+<harmonic>); the
+harmonic names are the paper's."""
 LIBRARIES = [
     "torch",
     "transformers",
@@ -47,6 +59,8 @@ LIBRARIES = [
     "seaborn",
     "matplotlib",
     "demucs",
+    "librosa",
+    "nnAudio",
     "silero-vad",
     "piper-tts",
     "papermill",
@@ -54,7 +68,7 @@ LIBRARIES = [
     "paperlib",
 ]
 
-PALETTE = dict(zip(SYSTEMS.values(), sns.color_palette("colorblind", len(SYSTEMS))))
+PALETTE = dict(zip(SYSTEMS.values(), sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)))
 
 
 @contextlib.contextmanager
@@ -193,6 +207,25 @@ def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
 
 
 @styled
+def plot_conditions(by_kind: pd.DataFrame) -> plt.Figure:
+    """Where lyrics win and where harmony wins (paperlib.conditions' table of one set): HR@1 over all tracks of each
+    version kind (a track a system cannot embed is a miss) and the rate at which a distractor work outranks the
+    true versions, per system; plotted at VALUE_DECIMALS decimals."""
+    shown = by_kind.assign(HR1_all=rounded(by_kind["HR1_all"], VALUE_DECIMALS))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2), width_ratios=(3, 1.2))
+    kinds = shown[shown["kind"] != "all"]
+    sns.barplot(kinds, x="kind", y="HR1_all", hue="system", palette=PALETTE, ax=left)
+    left.set(xlabel="version kind of the query", ylabel="HR@1 over all tracks of the kind", ylim=(0, 1.05))
+    left.legend(title=None, fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    overall = shown[shown["kind"] == "all"].assign(confused=lambda t: rounded(t["confused"], VALUE_DECIMALS))
+    sns.barplot(overall, y="system", x="confused", hue="system", palette=PALETTE, ax=right, legend=False)
+    right.set(xlabel="another work ranks above every version", ylabel="", xlim=(0, 1), title="Distractor confusion")
+    left.set_title("Versions found first, by kind")
+    fig.tight_layout()
+    return fig
+
+
+@styled
 def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
     """Per-track cosine between the LIVI audio embedding and text embeddings (columns set, target, cosine), plotted
     at VALUE_DECIMALS decimals."""
@@ -206,10 +239,15 @@ def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
 
 
 @styled
-def plot_runtime(runtime: pd.DataFrame, parameters: dict[str, float]) -> plt.Figure:
+def plot_runtime(runtime: pd.DataFrame, parameters: dict[str, float], speed: pd.DataFrame | None = None) -> plt.Figure:
     """Fig. 3 (§5.5): seconds per track, preprocessing + model stacked with standard-deviation bars, per pipeline
-    (runtime: analysis.runtime_table), and trainable parameters per system (`parameters`: name → count)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    (runtime: analysis.runtime_table); seconds per 240 s track at the real shapes of the harmonic architectures
+    and LIVI (speed: analysis.harmonic_speed, random weights; no panel when empty); parameters per system
+    (`parameters`: name → count)."""
+    panels = 3 if speed is not None and len(speed) else 2
+    ratios = [3, 2, 2][:panels]
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.2), gridspec_kw={"width_ratios": ratios})
+    left, right = axes[0], axes[-1]
     y = np.arange(len(runtime))
     labels = runtime["set"] + ": " + runtime["pipeline"]
     left.barh(
@@ -232,6 +270,12 @@ def plot_runtime(runtime: pd.DataFrame, parameters: dict[str, float]) -> plt.Fig
     left.set_yticks(y, labels)
     left.set(xlabel="seconds per track (mean ± std)", title="Inference time per track")
     left.legend(loc="lower right")
+    if panels == 3:
+        middle = axes[1]
+        rows = np.arange(len(speed))
+        middle.barh(rows, speed["seconds_per_track"], color="#029e73")
+        middle.set_yticks(rows, speed["system"])
+        middle.set(xlabel="seconds per track (CPU)", title="Real shapes, random weights")
     names = list(parameters)
     right.barh(np.arange(len(names)), [parameters[n] / 1e6 for n in names], color="#de8f05")
     right.set_yticks(np.arange(len(names)), names)

@@ -16,10 +16,16 @@ MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunk
 """One row per input track, in input order (the teacher's manifest.csv and embed's OUT.manifest.csv)."""
 CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
 """The teacher's chunks.csv: chunk index from 0, exact sample times in seconds (samples / 16000)."""
-SYSTEMS = ("livi", "t_global", "asr", "whisper", "lyrics")
+SYSTEMS = ("livi", "t_global", "asr", "whisper", "lyrics", "bytecover2x", "clews", "cqtnet", "dvinetp", "chroma")
 """Systems of an evaluation set, in the paper's Table 2 order: LIVI (audio), t_global (the whole transcript
 embedded once), asr = t_local (mean of the chunk transcripts' embeddings: the teacher's track targets), whisper
-(mean-pooled frozen encoder states, no training), lyrics (editorial lyrics, corpus only)."""
+(mean-pooled frozen encoder states, no training), lyrics (editorial lyrics, corpus only), then HARMONIC_SYSTEMS."""
+HARMONIC_SYSTEMS = ("bytecover2x", "clews", "cqtnet", "dvinetp", "chroma")
+"""The harmonic audio systems (the `harmonic` stage, paperlib.harmonic_systems, under paths.harmonic), in Table 2's
+order: the CLEWS release's ByteCover2x, CLEWS, CQTNet, DVINet+ (paperlib.harmonic_models), then the training-free
+2DFTM chroma baseline (paperlib.chroma)."""
+FUSION_PREFIX = "livi+"
+"""A fusion system's name: livi+<harmonic system> (paperlib.fusion, computed by the `evaluate` stage)."""
 AUDIO_SYSTEMS = ("livi", "whisper")
 """The systems the `embed` stage writes (paperlib.systems, under paths.embeddings); the others are text systems of
 the `transcribe` stage (paperlib.transcripts, under paths.transcripts)."""
@@ -62,9 +68,11 @@ def timings_path(runtime: str | Path, set_name: str | None, system: str) -> Path
 
 def set_dir(paths, set_name: str, system: str | None = None) -> Path:
     """The folder of an evaluation set's outputs (paths: config.Paths): <embeddings>/<set> for the audio systems
-    (AUDIO_SYSTEMS), else <transcripts>/<set>, which also holds the set's teacher files (manifest.csv, chunks.csv,
-    ...). Both hold the set's cliques.csv (id, clique, path: every expected track; path "" when the audio is
-    missing)."""
+    (AUDIO_SYSTEMS), <harmonic>/<set> for HARMONIC_SYSTEMS, else <transcripts>/<set>, which also holds the set's
+    teacher files (manifest.csv, chunks.csv, ...). Each holds the set's cliques.csv (id, clique, path: every expected
+    track; path "" when the audio is missing)."""
+    if system in HARMONIC_SYSTEMS:
+        return Path(paths.harmonic) / set_name
     root = paths.embeddings if system in AUDIO_SYSTEMS else paths.transcripts
     return Path(root) / set_name
 

@@ -9,8 +9,10 @@ from paperlib.offline import ModelUnavailableError
 
 
 def settings(models_dir, *overrides):
-    """The paper's defaults with Silero, the demo set, no Table 1 models and the models named by `overrides`."""
+    """The paper's defaults with Silero, the demo set, no Table 1 models, no harmonic checkpoints and the models named
+    by `overrides`."""
     defaults = [f"paths.models={models_dir}", "vocals.detector=silero", "evaluate.sets=[demo]", "text.models=[]"]
+    defaults.append("harmonic.checkpoints=[]")
     return config.load(None, [*defaults, *overrides])
 
 
@@ -29,8 +31,8 @@ def test_offline_models_pass(models_dir, whisper_tiny_en, minilm):
 
 
 def test_every_missing_piece_is_named_at_once(tmp_path):
-    """Hub models offline (HF_HUB_OFFLINE, conftest), a missing training table and missing benchmark audio:
-    one error lists them all."""
+    """Hub models offline (HF_HUB_OFFLINE, conftest), a missing training table, a missing harmonic checkpoint and
+    missing benchmark audio: one error lists them all."""
     cfg = settings(
         tmp_path,
         "models.whisper=openai/whisper-large-v3",
@@ -39,17 +41,19 @@ def test_every_missing_piece_is_named_at_once(tmp_path):
         f"train.data={tmp_path / 'missing.csv'}",
         "evaluate.sets=[demo, covers80]",
         f"evaluate.audio_root={tmp_path / 'audio'}",
+        f"harmonic.checkpoints=[{tmp_path / 'dvi-clews/checkpoint_best.ckpt'}]",
     )
     with pytest.raises(ModelUnavailableError) as info:
         preflight.check(cfg)
     message = str(info.value)
-    assert message.startswith("the profile cannot run here:") and message.count("\n  - ") == 5
+    assert message.startswith("the profile cannot run here:") and message.count("\n  - ") == 6
     for piece in (
         "model 'openai/whisper-large-v3'",
         "model 'nobody/no-model'",
         "model 'nobody/table-one-model'",
         "missing.csv",
         "no audio for evaluation set 'covers80'",
+        "dvi-clews/checkpoint_best.ckpt: no such checkpoint file",
     ):
         assert piece in message
 
