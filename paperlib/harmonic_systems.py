@@ -76,9 +76,9 @@ def embed_rows(items: list, model, hop_s: float, max_seconds: float | None, batc
             record_failure(failed, exc, model.name)
             rows.append(failed)
             continue
-        seconds = time.perf_counter() - start
-        rows.append(row | {"n_chunks": len(segments), "segments": segments, "vector": track_vector(segments)})
-        rows[-1]["t_model_s"] = seconds
+        vector = track_vector(segments)
+        timing = {"t_model_s": time.perf_counter() - start}
+        rows.append(row | {"n_chunks": len(segments), "segments": segments, "vector": vector} | timing)
     return rows
 
 

@@ -128,7 +128,8 @@ def run_in(cmd: list[str], cwd):
 
 
 def copy_repo(dest):
-    """The repository's files (tracked and untracked-not-ignored, results/ left out) in `dest`, a git repo."""
+    """The repository's files (tracked and untracked-not-ignored; results/ left out but for results/benchmarks/, the
+    measurements Fig. 3 reads) in `dest`, a git repo."""
     import shutil
     import subprocess
     from pathlib import Path
@@ -138,7 +139,7 @@ def copy_repo(dest):
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=True
     ).stdout.split()
     for name in files:
-        if (root / name).is_file() and not name.startswith("results/"):
+        if (root / name).is_file() and (not name.startswith("results/") or name.startswith("results/benchmarks/")):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, dest / name)
     run_in(["git", "init", "-q"], dest)

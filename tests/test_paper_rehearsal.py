@@ -226,4 +226,4 @@ def test_evaluation_only_route_skips_training(evaluation_only):
     config = json.loads((repo / "data/livi/config.json").read_text())
     assert config["imported_from"] == "livi.pth" and config["head"]["hidden"] == [64]
     table = pd.read_csv(repo / "results/evaluation/results.csv")
-    assert set(table["set"]) == {"covers80", "shs100k_test"} and len(table) == 8
+    assert set(table["set"]) == {"covers80", "shs100k_test"} and len(table) == 2 * 10  # 4 lyrics, 5 harmonic, fusion

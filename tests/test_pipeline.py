@@ -38,13 +38,15 @@ def test_results_table_has_every_system_in_range(pipeline):
     repo, _ = pipeline
     table = pd.read_csv(repo / "results/evaluation/results.csv")
     assert list(table.columns) == ["set", "system", "MAP", "MAP10", "HR1", "HR10", "MR1", "NAR", "queries", "coverage"]
-    assert table["set"].tolist() == ["demo"] * 5
+    assert table["set"].tolist() == ["demo"] * 7
     assert table["system"].tolist() == [
         "LIVI (audio)",
         "t_global (transcript)",
         "t_local (transcript chunks)",
         "Whisper mean-pool",
         "Editorial lyrics",
+        "Chroma 2DFTM (training-free)",
+        "LIVI + Chroma 2DFTM (fusion)",
     ]
     for column in ("MAP", "MAP10", "HR1", "HR10", "NAR"):
         assert table[column].between(0, 1).all(), column
@@ -56,6 +58,8 @@ def test_results_table_has_every_system_in_range(pipeline):
         "training/summary.json",
         "training/training_curves.png",
         "evaluation/first_rank.svg",
+        "evaluation/conditions_demo.png",
+        "evaluation/conditions.csv",
         "report/audio_text_cosine.png",
         "report/environment.json",
         "runtime/runtime.csv",
