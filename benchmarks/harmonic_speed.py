@@ -46,7 +46,7 @@ from paperlib import config
 from paperlib.features import log_mel
 from paperlib.harmonic import embed_track, track_vector
 from paperlib.harmonic_models import build_model
-from paperlib.io import atomic_path
+from paperlib.io import atomic_path, rounded_tree
 
 SR = 16000
 CHUNK_S = 30.0  # LIVI's Whisper chunk
@@ -348,7 +348,7 @@ def main() -> None:
     rows.sort(key=lambda r: order.index(r["architecture"]))
     out = Path(args.out)
     with atomic_path(out) as tmp, open(tmp, "w") as handle:
-        json.dump({"settings": settings, "rows": rows}, handle, indent=2)
+        json.dump(rounded_tree({"settings": settings, "rows": rows}), handle, indent=2)  # seconds at 6 decimals
         handle.write("\n")
     with atomic_path(out.with_suffix(".md")) as tmp, open(tmp, "w") as handle:
         handle.write(markdown(settings, rows))

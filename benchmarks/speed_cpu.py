@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from paperlib import asr, audio, checkpoint, config, embed, text, vocals
-from paperlib.io import atomic_path
+from paperlib.io import atomic_path, rounded_tree
 from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
 from paperlib.offline import resolve_model
 
@@ -134,7 +134,8 @@ def main() -> None:
     print(table.round(3).to_string(index=False), file=sys.stderr)
     print(json.dumps(summary, indent=2))
     with atomic_path(args.out) as tmp, open(tmp, "w") as handle:
-        json.dump({"summary": summary, "tracks": table.to_dict(orient="records")}, handle, indent=2)
+        record = {"summary": summary, "tracks": table.to_dict(orient="records")}
+        json.dump(rounded_tree(record), handle, indent=2)  # seconds and ratios at 6 decimals
 
 
 if __name__ == "__main__":

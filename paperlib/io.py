@@ -87,6 +87,18 @@ def rounded(values, decimals: int = DECIMALS):
     return float(out) if out.ndim == 0 else out
 
 
+def rounded_tree(value, decimals: int = DECIMALS):
+    """A JSON-like tree (dicts, lists, numbers) with every float rounded to `decimals` (ints, strings, bools kept):
+    for records of measurements, whose last digits differ from run to run and across CPU types."""
+    if isinstance(value, dict):
+        return {key: rounded_tree(item, decimals) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded_tree(item, decimals) for item in value]
+    if isinstance(value, float):
+        return rounded(value, decimals)
+    return value
+
+
 def significant(values, digits: int = DECIMALS):
     """`values` (a number or an array) rounded to `digits` significant digits: for p-values, which span many orders
     of magnitude (NaN stays NaN)."""

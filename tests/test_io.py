@@ -39,3 +39,10 @@ def test_p_values_keep_six_significant_digits():
     assert io.significant(3.3987111470364826e-14) == 3.39871e-14
     assert io.significant(0.2035343811398888) == 0.203534
     assert np.isnan(io.significant(np.array([np.nan, 1.0]))[0])
+
+
+def test_rounded_tree_rounds_floats_only():
+    from paperlib.io import rounded_tree
+
+    tree = {"a": 0.123456789, "b": [1, 2.0000004, "x", True], "c": {"d": (0.5, None)}}
+    assert rounded_tree(tree) == {"a": 0.123457, "b": [1, 2.0, "x", True], "c": {"d": [0.5, None]}}
