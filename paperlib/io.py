@@ -104,3 +104,26 @@ def significant(values, digits: int = DECIMALS):
     of magnitude (NaN stays NaN)."""
     out = np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[np.float64])(np.asarray(values, dtype=np.float64))
     return float(out) if out.ndim == 0 else out
+
+
+class ChecksumError(ValueError):
+    """A packaged weight file whose sha256 is not the one written in the code; str(exc) is one line."""
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 4 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified(path: str | os.PathLike, sha256: str) -> Path:
+    """`path` if its sha256 is `sha256`; ChecksumError naming the file and both digests otherwise."""
+    found = sha256_of(path)
+    if found != sha256:
+        raise ChecksumError(f"{path}: sha256 {found} does not match the expected {sha256} (a corrupted or other file)")
+    return Path(path)

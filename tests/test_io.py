@@ -46,3 +46,17 @@ def test_rounded_tree_rounds_floats_only():
 
     tree = {"a": 0.123456789, "b": [1, 2.0000004, "x", True], "c": {"d": (0.5, None)}}
     assert rounded_tree(tree) == {"a": 0.123457, "b": [1, 2.0, "x", True], "c": {"d": [0.5, None]}}
+
+
+def test_verified_names_the_file_and_both_digests(tmp_path):
+    import hashlib
+
+    from paperlib.io import ChecksumError, verified
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"weights")
+    good = hashlib.sha256(b"weights").hexdigest()
+    assert verified(path, good) == path
+    with pytest.raises(ChecksumError) as raised:
+        verified(path, "0" * 64)
+    assert str(raised.value).count("\n") == 0 and good in str(raised.value) and "0" * 64 in str(raised.value)
