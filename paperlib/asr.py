@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -79,7 +80,7 @@ class Transcriber:
         self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
         if language and not self.multilingual:
             log.info("%s is English-only: language %r ignored", model, language)
-        self.language = language if self.multilingual else None
+        self.language = _language_code(language) if language and self.multilingual else None
         self.batch_size, self.seed = batch_size, seed
         self.generate_kwargs = dict(
             temperature=tuple(temperatures),
@@ -95,44 +96,89 @@ class Transcriber:
         if max_new_tokens is not None:
             self.model.generation_config.max_length = None  # max_new_tokens rules (avoids a warning per batch)
 
-    @torch.inference_mode()
     def transcribe(self, chunks: np.ndarray, progress: bool = True, encoder_states: bool = False):
-        """chunks float32 [n, samples ≤ 480000] at 16 kHz → n raw transcripts (stripped).
+        """chunks float32 [n, samples ≤ 480000] at 16 kHz → n raw transcripts (stripped), and with encoder_states
+        their encoder states (see `run`)."""
+        found = self.run(chunks, progress, encoder_states)
+        return (found.texts, found.states) if encoder_states else found.texts
 
-        encoder_states: also return the encoder's last hidden states of the chunks, float16
-        [n, 1500, d_model] — the ones `generate` decoded from (its first encoder call per batch),
-        which LIVI's frozen encoder would compute again from the same log-mel.
+    @torch.inference_mode()
+    def run(self, chunks: np.ndarray, progress: bool = True, encoder_states: bool = False) -> Transcription:
+        """chunks float32 [n, samples ≤ 480000] at 16 kHz → their Transcription.
+
+        Each chunk's language is the one it was decoded in: `language` when set, else Whisper's detection from the
+        chunk (the language token most probable after <|startoftranscript|>), "en" for English-only models; its
+        probability is Whisper's (softmax over the language tokens, from the same encoder states; 1.0 for
+        English-only models). encoder_states: also the encoder's last hidden states of the chunks, float16
+        [n, 1500, d_model] — the ones `generate` decoded from (its first encoder call per batch), which LIVI's
+        frozen encoder would compute again from the same log-mel.
         """
         from tqdm.auto import tqdm
 
         chunks = np.asarray(chunks, dtype=np.float32)
         if chunks.ndim != 2:
             raise ValueError(f"chunks must be [n, samples], got shape {chunks.shape}")
-        texts: list[str] = []
-        states: list[np.ndarray] = []
-        encoder = self.model.get_encoder()
+        parts = []
         starts = range(0, len(chunks), self.batch_size)
         for start in tqdm(starts, desc="transcribe", unit="batch", disable=not progress or len(starts) < 2):
-            batch = list(chunks[start : start + self.batch_size])
-            features = self.processor.feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-            features = features.input_features.to(self.device, self.dtype)
-            captured: list[torch.Tensor] = []
-            hook = encoder.register_forward_hook(_first_output(captured)) if encoder_states else None
-            try:
-                with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
-                    torch.manual_seed(self.seed)
-                    tokens = self.model.generate(features, **self.generate_kwargs)
-            finally:
-                if hook is not None:
-                    hook.remove()
-            texts += [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
-            if encoder_states:
-                states.append(captured[0].to("cpu", torch.float16).numpy())
-        if not encoder_states:
-            return texts
+            parts.append(self._batch(list(chunks[start : start + self.batch_size]), encoder_states))
         config = self.model.config
         empty = np.zeros((0, config.max_source_positions, config.d_model), np.float16)
-        return texts, np.concatenate(states) if states else empty
+        return Transcription(
+            [text for part in parts for text in part.texts],
+            [code for part in parts for code in part.languages],
+            np.concatenate([part.language_probs for part in parts]) if parts else np.zeros(0),
+            (np.concatenate([part.states for part in parts]) if parts else empty) if encoder_states else None,
+        )
+
+    def _batch(self, batch: list[np.ndarray], encoder_states: bool) -> Transcription:
+        """One `generate` call on a batch of chunks, the encoder states it decoded from captured by a hook."""
+        features = self.processor.feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        features = features.input_features.to(self.device, self.dtype)
+        captured: list[torch.Tensor] = []
+        hook = self.model.get_encoder().register_forward_hook(_first_output(captured))
+        try:
+            with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                tokens = self.model.generate(features, **self.generate_kwargs)
+        finally:
+            hook.remove()
+        texts = [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
+        languages, probs = self._languages(captured[0])
+        states = captured[0].to("cpu", torch.float16).numpy() if encoder_states else None
+        return Transcription(texts, languages, probs, states)
+
+    def _languages(self, states: torch.Tensor) -> tuple[list[str], np.ndarray]:
+        """(language code, its probability) per chunk from its encoder states [n, frames, width]: the language set,
+        or the detected one (transformers' detect_language rule: argmax over the language tokens after
+        <|startoftranscript|>)."""
+        n = len(states)
+        if not self.multilingual:
+            return ["en"] * n, np.ones(n)
+        codes = self.model.generation_config.lang_to_id  # "<|en|>" → token id
+        ids = torch.tensor(list(codes.values()), device=states.device)
+        start = torch.full((n, 1), self.model.generation_config.decoder_start_token_id, device=states.device)
+        logits = self.model(encoder_outputs=(states,), decoder_input_ids=start, use_cache=False).logits[:, -1]
+        probs = torch.softmax(logits[:, ids].double(), dim=-1).cpu().numpy()
+        names = [token[2:-2] for token in codes]
+        chosen = [names.index(self.language)] * n if self.language else probs.argmax(axis=1).tolist()
+        return [names[i] for i in chosen], probs[np.arange(n), chosen]
+
+
+class Transcription(NamedTuple):
+    """Transcriber.run's result for n chunks."""
+
+    texts: list[str]  # raw transcripts, stripped
+    languages: list[str]  # the language each chunk was decoded in (ISO 639-1 code, Whisper's token)
+    language_probs: np.ndarray  # float64 [n]: Whisper's probability of that language
+    states: np.ndarray | None  # float16 [n, 1500, d_model] when asked for
+
+
+def _language_code(language: str) -> str:
+    """A Whisper language as its code: "en", "english" and "English" → "en" (transformers' table)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    return TO_LANGUAGE_CODE.get(language.lower(), language)
 
 
 def _first_output(captured: list):

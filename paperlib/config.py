@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import types
 import typing
 import warnings
 from collections.abc import Iterable
@@ -98,7 +99,7 @@ class Vocals:
 class Asr:
     """Teacher transcription (Whisper generate, temperature fallback) and transcript clean-up."""
 
-    language: str = ""  # "" = detect per chunk (multilingual models)
+    language: str | None = None  # an ISO 639-1 code, or None (null, "") = detect per chunk (multilingual models)
     batch_size: int = 32  # chunks per Whisper call
     compression_ratio_threshold: float = 1.35  # re-decode at a higher temperature above this gzip ratio
     logprob_threshold: float = -1.0
@@ -310,6 +311,9 @@ def build(cls, values: dict, source: str = "settings", prefix: str = ""):
 
 def _convert(value, kind, where: str):
     origin = typing.get_origin(kind)
+    if origin is types.UnionType and type(None) in typing.get_args(kind):  # X | None: null and "" are None
+        (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        return None if value in (None, "") else _convert(value, inner, where)
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
@@ -376,6 +380,8 @@ def apply_profile(
 
     yaml = YAML()  # round-trip: keeps comments and key order
     yaml.preserve_quotes = True
+    yaml.width = 4096  # a list stays on its line
+    yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     params = _read_yaml(yaml, params_path)
     overlay = _read_yaml(yaml, profile_path) if profile_path else {}
     for item in overrides:

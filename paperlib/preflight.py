@@ -40,8 +40,17 @@ def _record(found: dict, problems: list, role: str, value: str | None, problem: 
 
 
 def _check_model(name: str, models_dir: str) -> tuple[str | None, str | None]:
-    """Loads the model's configuration (local folder, hub cache, or hub)."""
+    """Loads the model's configuration (local folder, hub cache, or hub), or a packaged encoder whole."""
     from transformers import AutoConfig
+
+    from paperlib.text import PACKAGED_ENCODERS
+
+    if name in PACKAGED_ENCODERS:
+        try:
+            PACKAGED_ENCODERS[name]()
+        except Exception as exc:  # package missing or its files changed
+            return None, f"model {name!r} is not available: {exc}"
+        return name, None
 
     resolved = resolve_model(name, models_dir)
     try:

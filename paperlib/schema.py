@@ -14,8 +14,9 @@ import pandas as pd
 STATUSES = ("ok", "instrumental", "error")
 MANIFEST_COLUMNS = ["id", "path", "status", "reason", "mean_vocalness", "n_chunks", "duration_s"]
 """One row per input track, in input order (the teacher's manifest.csv and embed's OUT.manifest.csv)."""
-CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept"]
-"""The teacher's chunks.csv: chunk index from 0, exact sample times in seconds (samples / 16000)."""
+CHUNK_COLUMNS = ["id", "chunk", "start_s", "end_s", "text", "raw_text", "kept", "language", "language_prob"]
+"""The teacher's chunks.csv: chunk index from 0, exact sample times in seconds (samples / 16000), the language
+Whisper decoded the chunk in (ISO 639-1 code) and its probability."""
 SYSTEMS = ("livi", "t_global", "asr", "whisper", "lyrics", "bytecover2x", "clews", "cqtnet", "dvinetp", "chroma")
 """Systems of an evaluation set, in the paper's Table 2 order: LIVI (audio), t_global (the whole transcript
 embedded once), asr = t_local (mean of the chunk transcripts' embeddings: the teacher's track targets), whisper

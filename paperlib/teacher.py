@@ -5,7 +5,9 @@ Outputs in `out_dir` (each written atomically):
   manifest.csv                 id, path, status (ok | instrumental | error), reason,
                                mean_vocalness, n_chunks, duration_s — one row per input, input order
   chunks.csv                   id, chunk (0-based), start_s, end_s (exact sample times: samples / 16000),
-                               text (cleaned; "" if dropped), raw_text, kept
+                               text (cleaned; "" if dropped), raw_text, kept, language (the code Whisper
+                               decoded the chunk in: asr.language, or detected per chunk when it is empty),
+                               language_prob (Whisper's probability of that language, 4 decimals)
   chunk_text_embeddings.npy    float32 [len(chunks.csv), dim]; row i ↔ chunks.csv row i; zero if not kept
   text_embeddings.npz          track id → [dim] track vector (status ok only)
   vocalness.npz                track id → per-segment vocalness [n_segments] (every loaded track)
@@ -209,8 +211,8 @@ def detect_step(wave: np.ndarray, detector, settings: Vocals) -> tuple[dict, voc
 
 def transcribe_step(
     items: list[tuple[dict, vocals.VocalChunks]], transcriber: asr.Transcriber, keep_states: bool
-) -> list[tuple[dict, vocals.VocalChunks, list[str] | None, np.ndarray | None]]:
-    """Transcribe the chunks of the tracks in one call: (row with t_asr_s, chunks, raw texts, states).
+) -> list[tuple[dict, vocals.VocalChunks, asr.Transcription | None]]:
+    """Transcribe the chunks of the tracks in one call: (row with t_asr_s, chunks, the track's transcription).
 
     Wall-clock ASR time is shared among the tracks by chunk count. If the joint call fails, each
     track is retried alone, so that only a track that fails by itself gets status "error" (raw None).
@@ -221,36 +223,38 @@ def transcribe_step(
     start = time.perf_counter()
     try:
         chunks = np.concatenate([found.chunks for _, found in items])
-        if keep_states:
-            raw, states = transcriber.transcribe(chunks, progress=False, encoder_states=True)
-        else:
-            raw, states = transcriber.transcribe(chunks, progress=False), None
+        found = transcriber.run(chunks, progress=False, encoder_states=keep_states)
     except Exception as exc:  # isolate the culprit
         if len(items) == 1:
-            return [(_failed(items[0][0], exc), items[0][1], None, None)]
+            return [(_failed(items[0][0], exc), items[0][1], None)]
         log.warning(
             "lyrics: a batch of %d tracks failed (%s: %s); retrying track by track", len(items), type(exc).__name__, exc
         )
         return [result for item in items for result in transcribe_step([item], transcriber, keep_states)]
     seconds, offsets = time.perf_counter() - start, np.cumsum([0, *counts])
     return [
-        (row | {"t_asr_s": seconds * n / sum(counts)}, found, raw[lo:hi], None if states is None else states[lo:hi])
-        for (row, found), n, lo, hi in zip(items, counts, offsets[:-1], offsets[1:])
+        (row | {"t_asr_s": seconds * n / sum(counts)}, chunks, _part(found, lo, hi))
+        for (row, chunks), n, lo, hi in zip(items, counts, offsets[:-1], offsets[1:])
     ]
+
+
+def _part(found: asr.Transcription, lo: int, hi: int) -> asr.Transcription:
+    """Chunks lo:hi of a transcription."""
+    return asr.Transcription(*(None if field is None else field[lo:hi] for field in found))
 
 
 def finish_step(
     row: dict,
     found: vocals.VocalChunks,
-    raw: list[str] | None,
-    states: np.ndarray | None,
+    heard: asr.Transcription | None,
     embedder: text.TextEmbedder,
     settings: Asr,
     hallucinations,
 ) -> tuple[dict, TrackText | None]:
     """Clean-up and text embedding of one transcribed track: (manifest row, its texts or None on failure)."""
-    if raw is None:
+    if heard is None:
         return row, None
+    raw = heard.texts
     try:
         start = time.perf_counter()
         cleaned = [asr.clean_transcript(t, hallucinations, settings.min_words, settings.max_repeats) for t in raw]
@@ -264,9 +268,13 @@ def finish_step(
         row |= {"status": "instrumental", "reason": "no lyrics transcribed"}
     chunks = [
         {"id": row["id"], "chunk": i, "start_s": lo, "end_s": hi, "text": t or "", "raw_text": r, "kept": t is not None}
-        for i, (lo, hi, t, r) in enumerate(zip(found.starts_s, found.ends_s, cleaned, raw))
+        | {"language": code, "language_prob": round(float(p), io.VALUE_DECIMALS)}
+        for i, (lo, hi, t, r, code, p) in enumerate(
+            zip(found.starts_s, found.ends_s, cleaned, raw, heard.languages, heard.language_probs)
+        )
     ]
-    return row, TrackText(chunks, vectors, states, text.track_vector(vectors[keep]) if keep.any() else None)
+    vector = text.track_vector(vectors[keep]) if keep.any() else None
+    return row, TrackText(chunks, vectors, heard.states, vector)
 
 
 def _failed(row: dict, exc: Exception) -> dict:
@@ -292,8 +300,8 @@ def transcribe_tracks(
     """The process step: lyrics track rows of detected tracks, the chunks of all "ok" ones in one Whisper call."""
     ready = [(row, found) for row, found in items if found is not None and row["status"] == "ok"]
     finished = {
-        row["id"]: finish_step(row, found, raw, states, embedder, settings, hallucinations)
-        for row, found, raw, states in transcribe_step(ready, transcriber, keep_states)
+        row["id"]: finish_step(row, found, heard, embedder, settings, hallucinations)
+        for row, found, heard in transcribe_step(ready, transcriber, keep_states)
     }
     return [_track_row(*finished.get(row["id"], (row, None)), found, embedder.dim) for row, found in items]
 

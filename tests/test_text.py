@@ -112,3 +112,22 @@ def test_model_card_prompts_and_tasks(tiny_random_sentence_model, monkeypatch):
     prompted = text.TextEmbedder(folder, name="intfloat/multilingual-e5-small", trust_remote_code=False)
     plain = text.TextEmbedder(folder, trust_remote_code=False)
     assert not np.allclose(prompted.embed(["love you"]), plain.embed(["love you"]))  # the prompt is encoded
+
+
+def test_use_multilingual_finds_translations():
+    """USE-multilingual-v3 from its package (files checked by sha256): each sentence's nearest neighbour among 16
+    (4 meanings × en/fr/de/it, paired with tests/test_e5.PARALLEL) is one of its translations."""
+    from test_e5 import PARALLEL
+
+    from paperlib.text import USE_NAME, load_embedder
+
+    embedder = load_embedder(USE_NAME)
+    texts = [sentence for row in PARALLEL for sentence in row]
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (16, 512) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -1)
+    meaning = np.repeat(np.arange(len(PARALLEL)), 4)
+    assert (meaning[similarity.argmax(axis=1)] == meaning).all()
+    assert embedder.truncated(texts) == 0 and embedder.embed([]).shape == (0, 512)

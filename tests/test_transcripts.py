@@ -22,10 +22,10 @@ def teacher_folder(folder, long_text: str):
     )
     chunks = pd.DataFrame(
         [
-            ["a", 0, 0.0, 30.0, "hold the line", "hold the line", True],
-            ["a", 1, 30.0, 45.0, "", "you", False],
-            ["a", 2, 45.0, 60.0, "love isn't always on time", "love isn't always on time", True],
-            ["c", 0, 0.0, 30.0, long_text, long_text, True],
+            ["a", 0, 0.0, 30.0, "hold the line", "hold the line", True, "en", 0.98],
+            ["a", 1, 30.0, 45.0, "", "you", False, "en", 0.61],
+            ["a", 2, 45.0, 60.0, "love isn't always on time", "love isn't always on time", True, "en", 0.97],
+            ["c", 0, 0.0, 30.0, long_text, long_text, True, "en", 0.99],
         ],
         columns=CHUNK_COLUMNS,
     )
