@@ -82,7 +82,7 @@ class Corpus:
 class Vocals:
     """Vocal segments → 30 s chunks (paper §3.1); stored in each checkpoint for inference."""
 
-    detector: str = "demucs"  # silero (VAD on the mix) | demucs (vocal stem)
+    detector: str = "demucs"  # repet (REPET-SIM separation + VAD) | silero (VAD on the mix) | demucs (vocal stem)
     detector_model: str = "htdemucs"  # demucs model name; "" = backend default
     detector_repo: str = ""  # local folder of demucs model files (<sig>.th, bag .yaml); "" = hub or cache
     threshold: float = 0.5  # a segment is vocal when its vocalness is above this

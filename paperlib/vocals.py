@@ -5,9 +5,10 @@ vocalness in [0, 1]. Tracks whose mean vocalness is low are "instrumental" (no l
 otherwise vocal segments are merged into regions, padded toward 30 s, and cut into exact
 30 s chunks (CHUNK_SAMPLES) for Whisper.
 
-Backends: "silero" (Silero VAD, weights shipped in the `silero-vad` wheel: the offline default;
-a speech detector, so it is less sensitive to singing than source separation) and "demucs"
-(vocal-stem energy from a Demucs source-separation model, e.g. htdemucs from the hub).
+Backends: "repet" (the offline default for mixes: REPET-SIM vocal separation, Rafii & Pardo 2012, through
+librosa's nearest-neighbour filter and soft masks, then Silero VAD on the separated voice), "silero" (Silero VAD on
+the mix, weights shipped in the `silero-vad` wheel; a speech detector, which misses a voice under a band at equal
+level) and "demucs" (vocal-stem energy from a Demucs source-separation model, e.g. htdemucs from the hub).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from paperlib import SAMPLE_RATE
 
-BACKENDS = ("silero", "demucs")
+BACKENDS = ("repet", "silero", "demucs")
 
 
 class VocalDetector(Protocol):
@@ -93,6 +94,49 @@ class SileroDetector:
         frame, offset = np.divmod(bounds, self.FRAME)
         integral = integral_at_frames[frame] + probs[frame] * offset  # of per-sample probability
         return np.clip(np.diff(integral) / np.diff(bounds), 0.0, 1.0)
+
+
+class RepetDetector:
+    """Silero VAD speech probability of the voice that REPET-SIM separates from the mix (Rafii & Pardo 2012).
+
+    Accompaniment repeats (a loop, a chord progression, a groove) and a voice does not: for each STFT frame
+    (n_fft 1024, hop 512 at 16 kHz) librosa.decompose.nn_filter takes the median of its most similar frames (cosine,
+    at least `width_s` apart) as the accompaniment estimate A (≤ the mix magnitude S); the voice's soft mask is
+    librosa.util.softmask(S − A, margin · A, power 2), and the masked STFT is inverted (phase of the mix). Silero then
+    scores the separated voice per segment (SileroDetector). The wave is separated `block_s` seconds at a time
+    (whole segments): repetitions are looked for within a block, which keeps time and memory linear in the track's
+    length. Deterministic (no random state).
+    """
+
+    N_FFT, HOP = 1024, 512
+
+    def __init__(self, segment_s: float = 1.0, margin: float = 2.0, width_s: float = 2.0, block_s: float = 30.0):
+        self.segment_s = float(segment_s)
+        self.margin, self.width_s = float(margin), float(width_s)
+        self.block = int(round(max(1, round(block_s / segment_s)) * segment_s * SAMPLE_RATE))
+        self.silero = SileroDetector(segment_s)
+
+    def separate(self, wave: np.ndarray) -> np.ndarray:
+        """The REPET-SIM voice estimate of a 16 kHz mono wave (same length, float32)."""
+        wave = np.ascontiguousarray(wave, dtype=np.float32)
+        blocks = [self._separate_block(wave[i : i + self.block]) for i in range(0, len(wave), self.block)]
+        return np.concatenate(blocks) if blocks else wave
+
+    def _separate_block(self, wave: np.ndarray) -> np.ndarray:
+        import librosa
+
+        spectrum = librosa.stft(wave, n_fft=self.N_FFT, hop_length=self.HOP)
+        magnitude = np.abs(spectrum)
+        width = int(librosa.time_to_frames(self.width_s, sr=SAMPLE_RATE, hop_length=self.HOP))
+        if magnitude.shape[1] <= 2 * width + 1:  # too short to find repetitions: the mix itself
+            return wave
+        repeating = librosa.decompose.nn_filter(magnitude, aggregate=np.median, metric="cosine", width=width)
+        repeating = np.minimum(magnitude, repeating)
+        mask = librosa.util.softmask(magnitude - repeating, self.margin * repeating, power=2)
+        return librosa.istft(mask * spectrum, hop_length=self.HOP, length=len(wave)).astype(np.float32)
+
+    def vocalness(self, wave: np.ndarray) -> np.ndarray:
+        return self.silero.vocalness(self.separate(wave))
 
 
 class DemucsDetector:
@@ -194,8 +238,10 @@ class EnergyDetector:
 
 
 def make_detector(backend: str, model: str | None = None, device: str = "cpu", **kw) -> VocalDetector:
-    """Build a detector: "silero" (model and device ignored; CPU ONNX) or "demucs" (model
+    """Build a detector: "repet" or "silero" (model and device ignored; CPU) or "demucs" (model
     name, default "htdemucs"; kw may hold repo, segment_s, silence_db, overlap, block_s)."""
+    if backend == "repet":
+        return RepetDetector(**kw)
     if backend == "silero":
         return SileroDetector(**kw)
     if backend == "demucs":

@@ -63,6 +63,14 @@ def minilm(models_dir):
 
 
 @pytest.fixture(scope="session")
+def multilingual_e5(models_dir):
+    from paperlib.offline import materialise
+
+    materialise(models_dir, ("multilingual-e5-small-q4",))
+    return models_dir / "multilingual-e5-small-q4"
+
+
+@pytest.fixture(scope="session")
 def tiny_transcriber(whisper_tiny_en):
     from paperlib.asr import Transcriber
 

@@ -31,7 +31,7 @@ def test_params_yaml_loads_as_written():
     assert {key: loaded[key] for key in written} == written
     cfg = config.load(ROOT / "params.yaml")
     assert cfg.train.hidden == () and cfg.evaluate.sets == ("demo",)
-    assert (cfg.models.whisper, cfg.vocals.detector, cfg.asr.language) == ("whisper-base", "silero", None)
+    assert (cfg.models.whisper, cfg.vocals.detector, cfg.asr.language) == ("whisper-base", "repet", None)
 
 
 def test_keys_params_yaml_omits_keep_their_defaults():

@@ -532,3 +532,33 @@ def test_a_killed_teacher_run_resumes_from_its_shards(stage_dir, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in written} == before  # kept, not transcribed again
     assert len(list((out / "shards").glob("part-*.parquet"))) == len(audio)
     _same_teacher_files(reference, out)
+
+
+FRENCH = "Les enfants jouent dans la cour de l'école. Le soleil brille et tout le monde est content."
+GERMAN = "Am Sonntag fahren wir mit dem Fahrrad an den See. Dort schwimmen wir und essen ein Eis."
+
+
+@pytest.mark.slow
+def test_lyrics_hears_french_and_german_over_a_band(tmp_path, models_dir, whisper_base, multilingual_e5):
+    """`paperlib lyrics` with the demo's teacher (REPET-SIM + Silero, Whisper base detecting the language per chunk,
+    multilingual-e5-small-q4) on Kokoro voices over a General-MIDI band at 0 dB SNR: each mix gives one chunk,
+    transcribed in its own language, and chunks.csv records that language with Whisper's confidence."""
+    from paperlib import band, voices
+
+    for name, (language, text) in {"fr_mix": ("fr", FRENCH), "de_mix": ("de", GERMAN)}.items():
+        voice = voices.speak(text, language, "kokoro/jm_kumo")
+        seconds = 4.0 + len(voice) / SAMPLE_RATE + 3.0
+        arrangement = band.Arrangement(tonic="E", mode="minor", progression=("i", "VI", "III", "VII"))
+        accompaniment = band.render(band.score(arrangement, duration_s=seconds), duration_s=seconds)
+        sf.write(tmp_path / f"{name}.wav", band.mix(voice, accompaniment, 0.0, intro_s=4.0), SAMPLE_RATE)
+    overrides = ["models.whisper=whisper-base", "models.text=multilingual-e5-small-q4", f"paths.models={models_dir}"]
+    overrides += ["vocals.detector=repet", "vocals.min_mean_vocalness=0.2", "asr.language=null", "device=cpu"]
+    args = ["lyrics", str(tmp_path / "fr_mix.wav"), str(tmp_path / "de_mix.wav"), "--out", str(tmp_path / "out")]
+    assert cli.main([*args, *[arg for o in overrides for arg in ("--set", o)]]) == 0
+    manifest = read_table(tmp_path / "out" / "manifest.csv")
+    assert list(manifest.status) == ["ok", "ok"] and list(manifest.n_chunks) == [1, 1]
+    chunks = read_table(tmp_path / "out" / "chunks.csv").set_index("id")
+    assert chunks.loc["fr_mix", "language"] == "fr" and chunks.loc["de_mix", "language"] == "de"
+    assert (chunks.language_prob > 0.5).all()
+    assert word_error_rate(FRENCH, chunks.loc["fr_mix", "text"]) <= 0.35, chunks.loc["fr_mix", "text"]
+    assert word_error_rate(GERMAN, chunks.loc["de_mix", "text"]) <= 0.35, chunks.loc["de_mix", "text"]
