@@ -42,7 +42,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from paperlib import SAMPLE_RATE, band, line_banks, voices
-from paperlib.corpus import _assign_splits, _write_wav
+from paperlib.corpus import _assign_splits, _write_wav, size_spec
 from paperlib.io import write_csv
 
 LANGUAGES = ("en", "fr", "de", "it")
@@ -99,13 +99,7 @@ def layout(size) -> Layout:
     """The layout of a size ("tiny", "demo" or a number of works ≥ 3); ValueError otherwise."""
     if isinstance(size, str) and size in SIZES:
         return SIZES[size]
-    try:
-        works = int(size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be 'tiny', 'demo' or a number of works, got {size!r}") from None
-    if works < 3:
-        raise ValueError(f"size must be at least 3 works (one per split), got {works}")
-    return replace(SIZES["demo"], works=works)
+    return replace(SIZES["demo"], works=size_spec(size)["works"])  # the English corpus' rule for a count
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:

@@ -103,7 +103,7 @@ def rehearsal(tmp_path_factory, whisper_base, minilm, tiny_demucs_repo):
 def test_the_profile_is_the_papers_but_for_the_stand_ins(rehearsal):
     repo, _, _ = rehearsal
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    assert params["profile"] == "paper" and params["device"] == "cuda" and params["asr"]["language"] == ""
+    assert params["profile"] == "paper" and params["device"] == "cuda" and params["asr"]["language"] is None
     assert params["vocals"]["detector"] == "demucs" and params["train"]["cache_frames"] is False
     executed = (repo / "notebooks/executed/05_train.ipynb").read_text()
     assert "CUDA is not available: running on the CPU" in executed  # the stage's warning, in its notebook
