@@ -246,8 +246,8 @@ def main() -> None:
     mixes["transcript"] = heard.texts
     mixes["detected"] = heard.languages
     mixes["wer"] = [asr.word_error_rate(r, h) for r, h in zip(mixes["text"], mixes["transcript"])]
-    io.write_csv(mixes.reset_index(), f"{args.out}_mixes.csv")
-    io.write_csv(found, f"{args.out}_detection.csv")
+    io.write_csv(mixes.reset_index().round({"wer": io.VALUE_DECIMALS}), f"{args.out}_mixes.csv")
+    io.write_csv(found.round({"covered": io.VALUE_DECIMALS}), f"{args.out}_detection.csv")
 
     report = summarise(mixes, found, cfg)
     report["seconds"] = round(time.perf_counter() - started, 1)
