@@ -278,17 +278,19 @@ def summarise(mixes: pd.DataFrame, found: pd.DataFrame, cfg) -> dict:
         }
         for (language, snr), at in mixes.groupby(["language", "snr_db"])
     ]
-    retrievals = []
     kokoro = mixes[mixes.voice.str.startswith("kokoro/")]
-    for snr in RETRIEVAL_SNRS_DB:
-        at = kokoro[kokoro.snr_db == snr].rename(columns={"transcript": "text", "text": "lyrics"})
-        for name in ENCODERS:
-            encoder = text.load_embedder(name, cfg.paths.models)
-            retrievals.append({"encoder": name, "texts": f"transcripts at {snr:+.0f} dB"} | retrieval(at, encoder))
-    editorial = kokoro[kokoro.snr_db == SNRS_DB[0]]
-    for name in ENCODERS:
+    texts = {
+        f"transcripts at {snr:+.0f} dB": kokoro[kokoro.snr_db == snr]
+        .drop(columns="text")
+        .rename(columns={"transcript": "text"})
+        for snr in RETRIEVAL_SNRS_DB
+    }
+    texts["the verses as written"] = kokoro[kokoro.snr_db == SNRS_DB[0]]
+    retrievals = []
+    for name in ENCODERS:  # each encoder loaded once
         encoder = text.load_embedder(name, cfg.paths.models)
-        retrievals.append({"encoder": name, "texts": "the verses as written"} | retrieval(editorial, encoder))
+        retrievals += [{"encoder": name, "texts": label} | retrieval(at, encoder) for label, at in texts.items()]
+    retrievals.sort(key=lambda row: list(texts).index(row["texts"]))  # stable: encoders in ENCODERS order
     return {
         "settings": {
             "vocals": config.to_dict(cfg.vocals),
