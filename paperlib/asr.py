@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from paperlib import SAMPLE_RATE
 
@@ -110,7 +112,8 @@ class Transcriber:
         chunk (the language token most probable after <|startoftranscript|>), "en" for English-only models; its
         probability is Whisper's (softmax over the language tokens, from the same encoder states; 1.0 for
         English-only models). encoder_states: also the encoder's last hidden states of the chunks, float16
-        [n, 1500, d_model] — the ones `generate` decoded from (its first encoder call per batch), which LIVI's
+        [n, 1500, d_model] — the ones `generate` decoded from (one encoder pass per batch, reused by the
+        language detection and by `generate`, also for fallback re-decodes of the whole batch), which LIVI's
         frozen encoder would compute again from the same log-mel.
         """
         from tqdm.auto import tqdm
@@ -132,21 +135,20 @@ class Transcriber:
         )
 
     def _batch(self, batch: list[np.ndarray], encoder_states: bool) -> Transcription:
-        """One `generate` call on a batch of chunks, the encoder states it decoded from captured by a hook."""
+        """One encoder pass and one `generate` call on a batch of chunks, decoded in the languages detected from
+        (or set for) that pass's states."""
         features = self.processor.feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         features = features.input_features.to(self.device, self.dtype)
-        captured: list[torch.Tensor] = []
-        hook = self.model.get_encoder().register_forward_hook(_first_output(captured))
-        try:
+        encoder = self.model.get_encoder()
+        states = encoder(features).last_hidden_state
+        languages, probs = self._languages(states)
+        kwargs = self.generate_kwargs | ({"language": languages} if self.multilingual else {})
+        with _encoder_reused(encoder, features, states):
             with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
                 torch.manual_seed(self.seed)
-                tokens = self.model.generate(features, **self.generate_kwargs)
-        finally:
-            hook.remove()
+                tokens = self.model.generate(features, **kwargs)
         texts = [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
-        languages, probs = self._languages(captured[0])
-        states = captured[0].to("cpu", torch.float16).numpy() if encoder_states else None
-        return Transcription(texts, languages, probs, states)
+        return Transcription(texts, languages, probs, states.to("cpu", torch.float16).numpy() if encoder_states else None)
 
     def _languages(self, states: torch.Tensor) -> tuple[list[str], np.ndarray]:
         """(language code, its probability) per chunk from its encoder states [n, frames, width]: the language set,
@@ -181,15 +183,22 @@ def _language_code(language: str) -> str:
     return TO_LANGUAGE_CODE.get(language.lower(), language)
 
 
-def _first_output(captured: list):
-    """A forward hook that keeps the first encoder output's last hidden state in `captured` (returns None:
-    the output is left unchanged)."""
+@contextmanager
+def _encoder_reused(encoder: torch.nn.Module, features: torch.Tensor, states: torch.Tensor):
+    """Within the block the encoder returns `states` for log-mel equal to `features` and computes anything else
+    (a temperature-fallback subset of the batch): `generate` would otherwise encode the batch again."""
+    compute = encoder.forward
 
-    def hook(module, args, output) -> None:
-        if not captured:
-            captured.append(output.last_hidden_state)
+    def forward(input_features, *args, **kwargs):
+        if input_features.shape == features.shape and torch.equal(input_features, features):
+            return BaseModelOutput(last_hidden_state=states)
+        return compute(input_features, *args, **kwargs)
 
-    return hook
+    encoder.forward = forward
+    try:
+        yield
+    finally:
+        del encoder.forward  # the class's forward again
 
 
 def phrase_pattern(phrase: str) -> re.Pattern:

@@ -109,12 +109,14 @@ def test_english_only_model_ignores_language(whisper_tiny_en):
 def test_temperature_fallback_is_active_and_seeded(whisper_tiny_en, speech_chunks, monkeypatch):
     """Short-form (30 s) inputs go through transformers' fallback loop: one decoding pass at T=0 when
     the output passes the thresholds, every temperature when it cannot (logprob_threshold above 0);
-    sampled (T>0) outputs are reproducible thanks to the fixed seed. (Three temperatures and 8
-    tokens instead of the defaults keep it cheap: each pass re-runs the encoder.)"""
+    sampled (T>0) outputs are reproducible thanks to the fixed seed; the encoder runs once for all passes.
+    (Three temperatures and 8 tokens instead of the defaults keep it cheap.)"""
     from transformers.generation.utils import GenerationMixin
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    calls = []
-    real_generate = GenerationMixin.generate
+    calls, encodes = [], []
+    real_generate, real_encode = GenerationMixin.generate, WhisperEncoder.forward
+    monkeypatch.setattr(WhisperEncoder, "forward", lambda self, *a, **k: encodes.append(1) or real_encode(self, *a, **k))
 
     def counting_generate(self, *args, **kwargs):
         calls.append(kwargs["generation_config"].temperature if kwargs["generation_config"].do_sample else 0.0)
@@ -131,6 +133,7 @@ def test_temperature_fallback_is_active_and_seeded(whisper_tiny_en, speech_chunk
     first = transcriber.transcribe(chunk)
     assert calls == [0.0, 0.6, 1.0]
     assert transcriber.transcribe(chunk) == first
+    assert len(encodes) == 3  # one per transcribe call
 
 
 @pytest.mark.slow
