@@ -3,14 +3,15 @@
 Trains the head exactly as the `train` stage does (the settings of params.yaml, pairs from the
 teacher's output) once per seed, and scores every head on the demo's test split as the `embed` +
 `evaluate` stages do (the checkpoint's vocal chunks of each test track → frozen Whisper encoder →
-head → mean of chunk vectors; paperlib.metrics over the accepted tracks), next to the teacher's
-transcripts (the "ASR lyrics" system, which does not depend on the seed). The encoder runs once per
-test chunk; each seed only re-runs the head. Run after `dvc repro`:
+head → mean of chunk vectors; paperlib.metrics over the accepted tracks), also on its cross-language
+queries (paperlib.conditions), next to the t_global transcript system (which does not depend on the seed). The
+encoder runs once per test chunk; each seed only re-runs the head. Run after `dvc repro`:
 
     python benchmarks/seed_spread.py [--seeds 0 1 2 3 4] [--out results/benchmarks/seed_spread.json]
 
-Writes seeds, map (per seed), map_mean, map_std (ddof 1), asr_map, and per-seed rows (MAP, HR1,
-MR1, kept epoch, its validation cosine); prints one line per seed and the spread.
+Writes seeds, map (per seed), map_mean, map_std (ddof 1), the same for cross_language_map, t_global_map, and per-seed
+rows (MAP, HR1, MR1, cross-language MAP and queries, kept epoch, its validation cosine); prints one line per seed and
+the spread.
 """
 
 import argparse
@@ -23,12 +24,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor
 
-from paperlib import audio, config, io, metrics, training, vectors, vocals
+from paperlib import audio, conditions, config, io, metrics, training, vectors, vocals
 from paperlib.features import log_mel
 from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
 from paperlib.offline import resolve_model
 from paperlib.pairs import build_pairs
-from paperlib.schema import read_tracks
+from paperlib.schema import read_tracks, set_dir
 from paperlib.systems import set_tracks
 from paperlib.vectors import track_embedding
 
@@ -51,13 +52,13 @@ def test_frames(cfg: config.Config, encoder, feature_extractor) -> tuple[list, l
     return frames, ids, cliques
 
 
-def asr_map(cfg: config.Config) -> float:
-    """MAP of the teacher's transcript embeddings on the accepted test tracks (the pipeline's ASR row)."""
-    folder = Path(cfg.paths.embeddings) / "demo"
-    status = pd.read_csv(folder / "asr.manifest.csv", dtype={"id": str}, keep_default_na=False)
+def text_map(cfg: config.Config, system: str = "t_global") -> float:
+    """MAP of a transcript system of the pipeline (default t_global) on its accepted test tracks."""
+    folder = set_dir(cfg.paths, "demo", system)
+    status = pd.read_csv(folder / f"{system}.manifest.csv", dtype={"id": str}, keep_default_na=False)
     cliques = pd.read_csv(folder / "cliques.csv", dtype=str, keep_default_na=False)
     subset = cliques[cliques["id"].isin(status.loc[status["status"] == "ok", "id"])]
-    matrix = vectors.read_embeddings(folder / "asr.npz", subset["id"].tolist())
+    matrix = vectors.read_embeddings(folder / f"{system}.npz", subset["id"].tolist())
     return metrics.evaluate(matrix, subset["clique"].tolist(), subset["id"].tolist(), progress=False)[0]["MAP"]
 
 
@@ -88,9 +89,13 @@ def seed_row(seed: int, cfg: config.Config, pairs, encoder, whisper, feature_ext
     with torch.no_grad():
         matrix = np.stack([track_embedding(head(f).numpy()) for f in frames])
     result, _ = metrics.evaluate(matrix, cliques, ids, progress=False)
-    return {"seed": seed, "best_epoch": summary["best_epoch"], "val_cosine": summary["best_val_cosine"]} | {
-        k: result[k] for k in KEYS
-    }
+    kinds = conditions.track_conditions(cfg.paths.corpus)
+    across, _ = conditions.cross_language(conditions.cosine_blocks(matrix), ids, kinds)
+    return (
+        {"seed": seed, "best_epoch": summary["best_epoch"], "val_cosine": summary["best_val_cosine"]}
+        | {k: result[k] for k in KEYS}
+        | {"cross_language_MAP": across["MAP"], "cross_language_queries": across["queries"]}
+    )
 
 
 def main() -> None:
@@ -125,13 +130,17 @@ def main() -> None:
         "map": maps,
         "map_mean": round(float(np.mean(maps)), 4),
         "map_std": round(float(table["MAP"].std(ddof=1)), 4),
-        "asr_map": round(float(asr_map(cfg)), 4),
+        "cross_language_map": [round(float(m), 4) for m in table["cross_language_MAP"]],
+        "cross_language_map_mean": round(float(table["cross_language_MAP"].mean()), 4),
+        "cross_language_map_std": round(float(table["cross_language_MAP"].std(ddof=1)), 4),
+        "t_global_map": round(float(text_map(cfg)), 4),
         "train": config.to_dict(cfg.train),
         "rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows],
     }
     print(
-        f"MAP {result['map_mean']:.3f} ± {result['map_std']:.3f} over {len(rows)} seeds; "
-        f"ASR lyrics {result['asr_map']:.3f}"
+        f"MAP {result['map_mean']:.3f} ± {result['map_std']:.3f} over {len(rows)} seeds (cross-language "
+        f"{result['cross_language_map_mean']:.3f} ± {result['cross_language_map_std']:.3f}); "
+        f"t_global {result['t_global_map']:.3f}"
     )
     io.write_json(result, args.out)
 

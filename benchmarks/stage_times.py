@@ -38,7 +38,8 @@ def stage_times(folder: Path) -> pd.DataFrame:
 
 
 def with_total(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with each stage's percent of the total and a last row: the wall time from the first start to the last end."""
+    """The table with each stage's percent of the total and a last row: the wall time from the first start to the
+    last end."""
     wall = (table["end"].max() - table["start"].min()).total_seconds()
     table = table.assign(percent=100 * table["seconds"] / wall, start=table["start"].dt.strftime("%Y-%m-%d %H:%M:%S"))
     total = {"stage": "total (first start to last end)", "notebook": "", "start": "", "seconds": wall, "percent": 100.0}

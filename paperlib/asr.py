@@ -148,7 +148,8 @@ class Transcriber:
                 torch.manual_seed(self.seed)
                 tokens = self.model.generate(features, **kwargs)
         texts = [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
-        return Transcription(texts, languages, probs, states.to("cpu", torch.float16).numpy() if encoder_states else None)
+        kept = states.to("cpu", torch.float16).numpy() if encoder_states else None
+        return Transcription(texts, languages, probs, kept)
 
     def _languages(self, states: torch.Tensor) -> tuple[list[str], np.ndarray]:
         """(language code, its probability) per chunk from its encoder states [n, frames, width]: the language set,

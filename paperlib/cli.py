@@ -225,23 +225,28 @@ def _run_profile(args) -> int:
 
 # --------------------------------------------------------------------------- corpus
 def _add_corpus(sub) -> None:
+    from paperlib.config import Corpus
+
     p = sub.add_parser(
         "corpus",
         help="generate the multi-version song corpus (audio/, tracks.csv, works.csv)",
-        description="Deterministic generated corpus with ground truth (Piper voice + synthesized "
-        "accompaniment): same --size and --seed give byte-identical files.",
+        description="Deterministic generated corpus with ground truth: same --kind, --size and --seed give "
+        "byte-identical files. multilingual: en/fr/de/it lyrics sung by Kokoro and Piper over soundfont bands; "
+        "english: one Piper voice over tones.",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--size", default="demo", help="tiny, demo or a number of works (default demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="Piper processes (default min(2, CPUs))")
+    p.add_argument("--kind", default=Corpus.kind, choices=("multilingual", "english"))
+    p.add_argument("--size", default=Corpus.size, help="tiny, demo or a number of works (default demo)")
+    p.add_argument("--seed", type=int, default=Corpus.seed)
+    p.add_argument("--speech", help="multilingual: a folder of stored lines (`paperlib speech`); others are sung now")
+    p.add_argument("--workers", type=int, default=None, help="voice processes (default min(2, CPUs))")
     p.set_defaults(run=_run_corpus)
 
 
 def _run_corpus(args) -> int:
     from pathlib import Path
 
-    from paperlib import corpus
+    from paperlib import corpus, multilingual_corpus
 
     try:
         corpus.size_spec(args.size)
@@ -249,9 +254,36 @@ def _run_corpus(args) -> int:
         raise UserError(str(exc)) from exc
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
-    table = corpus.generate(args.out, size=args.size, seed=args.seed, workers=args.workers)
+    table = multilingual_corpus.generate_kind(args.kind, args.out, args.size, args.seed, args.speech, args.workers)
     counts = table.groupby("split")["work"].nunique().to_dict()
     print(json.dumps({"tracks": len(table), "works_per_split": counts, "out": args.out}))
+    return 0
+
+
+def _add_speech(sub) -> None:
+    p = sub.add_parser(
+        "speech",
+        help="synthesise the multilingual corpus' sung lines into paths.speech (Ogg Vorbis; the frozen stage)",
+        description="Every line the corpus of corpus.size and corpus.seed sings, by its voice, stored as Ogg Vorbis "
+        "with index.csv: the `speech` stage, frozen and committed. The same settings give byte-identical files; "
+        "after a change, `dvc commit speech` records them.",
+    )
+    add_settings(p)
+    p.add_argument("--workers", type=int, default=None, help="voice processes (default min(2, CPUs))")
+    p.set_defaults(run=_run_speech)
+
+
+def _run_speech(args) -> int:
+    from paperlib import multilingual_corpus, speech
+
+    cfg = load_settings(args)
+    workers = args.workers or min(2, os.cpu_count() or 1)
+    index = speech.write_store(
+        multilingual_corpus.line_jobs(cfg.corpus.size, cfg.corpus.seed), cfg.paths.speech, workers
+    )
+    print(
+        json.dumps({"lines": len(index), "seconds": round(float(index["seconds"].sum()), 1), "out": cfg.paths.speech})
+    )
     return 0
 
 
@@ -443,7 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    pipeline = [_add_profile, _add_determinism, _add_benchmarks, _add_models, _add_lyrics, _add_corpus, _add_train]
+    pipeline = [
+        _add_profile,
+        _add_determinism,
+        _add_benchmarks,
+        _add_models,
+        _add_lyrics,
+        _add_corpus,
+        _add_speech,
+        _add_train,
+    ]
     for add in [*pipeline, _add_embed, *cli_harmonic.ADDERS, _add_import, *cli_catalogue.ADDERS]:
         add(sub)
     return parser

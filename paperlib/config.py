@@ -36,6 +36,7 @@ class Paths:
 
     models: str = "models"  # offline models written by the `models` stage
     corpus: str = "data/corpus"  # the generated corpus
+    speech: str = "data/speech"  # the multilingual corpus' sung lines, Ogg Vorbis (a frozen stage, committed)
     teacher: str = "data/teacher"  # transcripts and lyrics targets of the training tracks
     checkpoint: str = "data/livi"  # the trained (or imported) LIVI head
     transcripts: str = "data/transcripts"  # per evaluation set: its transcripts and the text systems
@@ -74,6 +75,9 @@ class Text:
 class Corpus:
     """The generated multi-version corpus (train / val / test split by work)."""
 
+    # multilingual: en/fr/de/it lyrics, Kokoro and Piper voices over soundfont bands (paperlib.multilingual_corpus);
+    # english: one Piper voice over tones (paperlib.corpus), the fast corpus of the test tier
+    kind: str = "multilingual"
     size: str = "demo"  # tiny | demo | <number of works>
     seed: int = 0
 

@@ -2,13 +2,15 @@
 
 Input: the set folders of the `transcribe`, `embed` and `harmonic` stages (schema.set_dir). Output: one results row per
 set × system (reporting.RESULT_COLUMNS, the fusion of LIVI with a harmonic system included: paperlib.fusion),
-per-query metrics and, for the demo, the per-condition table (paperlib.conditions); `coverage` = evaluated queries /
-expected tracks.
+per-query metrics and, for the demo, its cross-language queries as a set of their own (Table 2 and its † tests), the
+per-condition tables (paperlib.conditions); `coverage` = evaluated queries / expected tracks (cross-language: the
+tracks with a version of their work sung in another language).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -16,14 +18,24 @@ import pandas as pd
 from paperlib import conditions, fusion, metrics, reporting, vectors
 from paperlib.schema import FUSION_PREFIX, SYSTEMS, read_table, set_dir
 
+CROSS_LANGUAGE = " (cross-language)"  # suffix of a set's cross-language queries (paperlib.conditions)
 
-def evaluate_sets(
-    sets, paths, block_size: int = 2048, fusion: str = "", fusion_weight: float = 0.5
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(results table: reporting.RESULT_COLUMNS, one row per set × system; per-query metrics; per-condition table:
-    conditions.COLUMNS, for the demo only). paths: config.Paths (the set folders of every system, the corpus);
-    fusion: the harmonic system fused with LIVI into system livi+<fusion> ("" = none), LIVI's weight fusion_weight."""
-    rows, per_query, by_kind = [], [], []
+
+class Evaluation(NamedTuple):
+    """evaluate_sets' tables."""
+
+    results: pd.DataFrame  # reporting.RESULT_COLUMNS: one row per set × system (and per cross-language set)
+    per_query: pd.DataFrame  # metrics per query, with set and system
+    by_kind: pd.DataFrame  # conditions.COLUMNS (the demo only)
+    by_language: pd.DataFrame  # conditions.PAIR_COLUMNS (the demo only)
+
+
+def evaluate_sets(sets, paths, block_size: int = 2048, fusion: str = "", fusion_weight: float = 0.5) -> Evaluation:
+    """Every set × system; for the demo also its cross-language queries as set "<name> (cross-language)"
+    (CROSS_LANGUAGE), per version kind and per language pair (paperlib.conditions). paths: config.Paths (the set
+    folders of every system, the corpus); fusion: the harmonic system fused with LIVI into system livi+<fusion>
+    ("" = none), LIVI's weight fusion_weight."""
+    rows, per_query, by_kind, by_language = [], [], [], []
     for name in sets:
         cliques = read_table(set_dir(paths, name, "livi") / "cliques.csv")[["id", "clique"]]
         kinds = _kinds(paths, name, cliques)
@@ -31,18 +43,48 @@ def evaluate_sets(
         scored = {s: _vector_scores(v, cliques, block_size) for s, v in found.items()}
         if fusion and "livi" in found and fusion in found:
             scored[FUSION_PREFIX + fusion] = _fusion_scores(found["livi"], found[fusion], cliques, fusion_weight)
+        crossing = f"{name}{CROSS_LANGUAGE}"
         for system, (summary, queries, ids, blocks) in scored.items():
             label = reporting.SYSTEMS.get(system, system)
             rows.append(reporting.results_row(name, system, summary, expected=len(cliques)))
             per_query.append(queries.assign(set=name, system=label))
-            if kinds is not None:
-                by_kind.append(
-                    conditions.kind_table(name, label, queries, conditions.confusions(ids, blocks(), kinds), kinds)
-                )
-    table = pd.DataFrame(rows, columns=reporting.RESULT_COLUMNS)
-    per_query = pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame()
-    by_kind = pd.concat(by_kind, ignore_index=True) if by_kind else pd.DataFrame(columns=conditions.COLUMNS)
-    return table, per_query, by_kind
+            if kinds is None:
+                continue
+            by_kind.append(
+                conditions.kind_table(name, label, queries, conditions.confusions(ids, blocks(), kinds), kinds)
+            )
+            if kinds["language"].nunique() > 2:  # sung in more than one language
+                across, across_queries = conditions.cross_language(blocks(), ids, kinds)
+                expected = int(conditions.crosses_languages(kinds["work"], kinds["language"]).sum())
+                rows.append(reporting.results_row(crossing, system, across, expected=expected))
+                per_query.append(across_queries.assign(set=crossing, system=label))
+                by_language.append(conditions.pair_table(name, label, blocks, ids, kinds))
+    return Evaluation(
+        pd.DataFrame(rows, columns=reporting.RESULT_COLUMNS),
+        pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame(),
+        pd.concat(by_kind, ignore_index=True) if by_kind else pd.DataFrame(columns=conditions.COLUMNS),
+        pd.concat(by_language, ignore_index=True) if by_language else pd.DataFrame(columns=conditions.PAIR_COLUMNS),
+    )
+
+
+def translations(paths, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cosines by pair type of every system's vectors: conditions.translation_cosines, system labels as in the
+    results; LIVI's embedding map: conditions.embedding_map) of a set's sung tracks; empty tables for a set without
+    languages (not the demo)."""
+    cliques = read_table(set_dir(paths, name, "livi") / "cliques.csv")[["id", "clique"]]
+    kinds = _kinds(paths, name, cliques)
+    tables, view = [], pd.DataFrame()
+    if kinds is None:
+        return pd.DataFrame(), view
+    for system in SYSTEMS:
+        found = accepted_vectors(paths, name, system, cliques)
+        if not found:
+            continue
+        ids, matrix = list(found), np.stack(list(found.values()))
+        tables.append(conditions.translation_cosines(reporting.SYSTEMS.get(system, system), matrix, ids, kinds))
+        if system == "livi":
+            view = conditions.embedding_map(matrix, ids, kinds)
+    return pd.concat(tables, ignore_index=True).assign(set=name) if tables else pd.DataFrame(), view
 
 
 def accepted_vectors(paths, name: str, system: str, cliques: pd.DataFrame) -> dict[str, np.ndarray] | None:

@@ -213,12 +213,19 @@ def score_ranks(blocks, cliques) -> list[np.ndarray]:
     out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * n
     for queries, rows in blocks:
         for q, row in zip(queries, np.asarray(rows, dtype=np.float64)):
-            candidates = np.delete(row, q)
-            order = np.argsort(-candidates, kind="stable")  # stable: ties keep corpus order
-            position = np.empty(n - 1, dtype=np.int64)
-            position[order] = np.arange(1, n)
-            out[q] = np.sort(position[np.flatnonzero(np.delete(codes == codes[q], q))])
+            others = np.arange(n) != q
+            out[q] = ranks_among(row, (codes == codes[q]) & others, others)
     return out
+
+
+def ranks_among(row: np.ndarray, relevant: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Ranks (1-based, ascending) of the `relevant` columns among the `candidates` columns of one score row (bool
+    masks over its columns; higher score = closer, ties in column order)."""
+    columns = np.flatnonzero(candidates)
+    order = np.argsort(-np.asarray(row, dtype=np.float64)[columns], kind="stable")
+    position = np.empty(len(columns), dtype=np.int64)
+    position[order] = np.arange(1, len(columns) + 1)
+    return np.sort(position[np.asarray(relevant)[columns]])
 
 
 def evaluate_scores(blocks, cliques, ids=None) -> tuple[dict, pd.DataFrame]:
@@ -226,14 +233,18 @@ def evaluate_scores(blocks, cliques, ids=None) -> tuple[dict, pd.DataFrame]:
     return summarise(score_ranks(blocks, cliques), cliques, ids)
 
 
-def summarise(ranks: list[np.ndarray], cliques, ids=None) -> tuple[dict, pd.DataFrame]:
+def summarise(ranks: list[np.ndarray], cliques, ids=None, candidates=None) -> tuple[dict, pd.DataFrame]:
     """Averaged metrics (keys SUMMARY_KEYS, at 6 decimals) and the per-query table of every query's relevant ranks
-    among its N − 1 candidates (queries without another member of their clique are not evaluated)."""
+    among its candidates (`candidates`: a count per query, default N − 1; queries without relevant ranks are not
+    evaluated)."""
     cliques = list(cliques)
     n = len(cliques)
     ids = list(range(n)) if ids is None else list(ids)
+    counts = [n - 1] * n if candidates is None else list(candidates)
     rows = [
-        {"id": ids[q], "clique": c, **query_metrics(r, n - 1)} for q, (r, c) in enumerate(zip(ranks, cliques)) if len(r)
+        {"id": ids[q], "clique": c, **query_metrics(r, counts[q])}
+        for q, (r, c) in enumerate(zip(ranks, cliques))
+        if len(r)
     ]
     per_query = pd.DataFrame(
         rows, columns=["id", "clique", "AP", "AP10", "R1", "HR1", "HR10", "HR100", "P10", "NAR", "relevant"]

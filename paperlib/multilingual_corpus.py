@@ -30,10 +30,8 @@ size and seed give byte-identical files on one machine.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,7 +39,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import SAMPLE_RATE, band, line_banks, voices
+from paperlib import SAMPLE_RATE, band, corpus, line_banks, speech
 from paperlib.corpus import _assign_splits, _write_wav, size_spec
 from paperlib.io import write_csv
 
@@ -76,7 +74,11 @@ class Layout:
     outro_s: tuple[float, float] = (1.0, 2.5)
 
 
-SIZES = {"tiny": Layout(works=6, fractions=(1 / 3, 1 / 3, 1 / 3)), "demo": Layout(works=48)}
+# demo: 32 test works x 5 versions = 160 queries; 20 training works (about 100 chunks for the head)
+SIZES = {
+    "tiny": Layout(works=6, fractions=(1 / 3, 1 / 3, 1 / 3)),
+    "demo": Layout(works=56, fractions=(0.36, 0.07, 0.57)),
+}
 
 
 @dataclass(frozen=True)
@@ -237,21 +239,6 @@ def plan_versions(works: list[dict], size, seed: int = 0) -> list[Version]:
     return [versions[key] for key in sorted(versions)]
 
 
-def _speak(job: tuple[str, str, str]) -> np.ndarray:
-    return voices.speak(*job)
-
-
-def speak_all(jobs: list[tuple[str, str, str]], workers: int = 1) -> dict[tuple[str, str, str], np.ndarray]:
-    """`voices.speak` of every (text, language, voice), in `workers` spawned processes (each its own single-threaded
-    models: the audio does not depend on `workers`)."""
-    progress = dict(desc="voices", unit="line", total=len(jobs))
-    if workers <= 1 or len(jobs) < 8:
-        return dict(zip(jobs, (voices.speak(*job) for job in tqdm(jobs, **progress))))
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return dict(zip(jobs, tqdm(pool.map(_speak, jobs, chunksize=2), **progress)))
-
-
 def render(version: Version, spoken: dict) -> tuple[np.ndarray, list[list[float]]]:
     """(the track's audio, float32 at 16 kHz; its sung-line segments in s): intro, the lines GAP_S apart, outro,
     the voice at `snr_db` over its band (band.mix), peak 0.9; an instrumental version is its band alone."""
@@ -298,13 +285,20 @@ def _row(version: Version, work: dict, audio: np.ndarray, segments: list) -> dic
     }
 
 
-def generate(out_dir, size="demo", seed: int = 0, workers: int | None = None) -> pd.DataFrame:
-    """Write the corpus (audio/, tracks.csv, works.csv) under out_dir; return the tracks table. workers: processes
-    for the voices (default min(2, CPUs)); the output does not depend on it. Audio first, tables last."""
+def line_jobs(size="demo", seed: int = 0) -> list[speech.Job]:
+    """Every sung line of the corpus as a (text, language, voice) job, each once, in plan order."""
+    planned = plan_versions(plan_works(size, int(seed)), size, int(seed))
+    return list(dict.fromkeys((line, v.language, v.voice) for v in planned for line in v.lines))
+
+
+def generate(out_dir, size="demo", seed: int = 0, workers: int | None = None, store=None) -> pd.DataFrame:
+    """Write the corpus (audio/, tracks.csv, works.csv) under out_dir; return the tracks table. store: a folder of
+    paperlib.speech lines (lines it lacks are synthesised); workers: processes for the voices (default
+    min(2, CPUs)); the output depends on neither. Audio first, tables last."""
     works = plan_works(size, int(seed))
     planned = plan_versions(works, size, int(seed))
     jobs = list(dict.fromkeys((line, v.language, v.voice) for v in planned for line in v.lines))
-    spoken = speak_all(jobs, min(2, os.cpu_count() or 1) if workers is None else workers)
+    spoken = speech.sing(jobs, store, min(2, os.cpu_count() or 1) if workers is None else workers)
     out, by_id = Path(out_dir), {work["work"]: work for work in works}
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -320,6 +314,16 @@ def generate(out_dir, size="demo", seed: int = 0, workers: int | None = None) ->
     table = pd.DataFrame(rows)
     write_csv(table, out / "tracks.csv")
     return table
+
+
+def generate_kind(kind: str, out_dir, size="demo", seed: int = 0, store=None, workers: int | None = None):
+    """The corpus of `kind` (config Corpus.kind): "multilingual" (this module) or "english" (paperlib.corpus: one
+    Piper voice over tones, the fast corpus of the test tier); ValueError for another kind."""
+    if kind == "multilingual":
+        return generate(out_dir, size, seed, workers, store)
+    if kind == "english":
+        return corpus.generate(out_dir, size=size, seed=seed, workers=workers)
+    raise ValueError(f"corpus.kind must be multilingual or english, got {kind!r}")
 
 
 def _works_table(works: list[dict]) -> pd.DataFrame:

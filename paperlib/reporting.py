@@ -226,6 +226,46 @@ def plot_conditions(by_kind: pd.DataFrame) -> plt.Figure:
 
 
 @styled
+def plot_language_pairs(by_language: pd.DataFrame) -> plt.Figure:
+    """Cross-language MAP per query language (rows) and target language (columns), one heatmap per system
+    (paperlib.conditions.pair_table of one set), at 2 decimals."""
+    systems = list(dict.fromkeys(by_language["system"]))
+    columns = min(4, len(systems))
+    rows = -(-len(systems) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.0 * rows), squeeze=False)
+    for ax, system in zip(axes.flat, systems):
+        grid = by_language[by_language["system"] == system].pivot(
+            index="query_language", columns="target_language", values="MAP"
+        )
+        sns.heatmap(grid.round(2), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False, ax=ax)
+        ax.set(title=system, xlabel="versions sung in", ylabel="query sung in")
+    for ax in list(axes.flat)[len(systems) :]:
+        ax.axis("off")
+    fig.suptitle("Cross-language retrieval: MAP by language pair")
+    fig.tight_layout()
+    return fig
+
+
+@styled
+def plot_translations(view: pd.DataFrame, cosines: pd.DataFrame) -> plt.Figure:
+    """Left: LIVI's audio embeddings of a few works (conditions.embedding_map), a colour per work, a marker per
+    language, the versions of a work joined; right: mean cosine (± std) of pairs by type, per system."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), width_ratios=(1.2, 1))
+    colours = dict(zip(sorted(view["work"].unique()), sns.color_palette("tab10", 10)))
+    for work, group in view.groupby("work", sort=True):
+        left.plot(group["x"], group["y"], color=colours[work], lw=0.6, alpha=0.5)
+    sns.scatterplot(view, x="x", y="y", hue="work", style="language", palette=colours, s=70, ax=left)
+    left.set(title="LIVI audio embeddings (PCA): versions of 8 works", xlabel="PC 1", ylabel="PC 2")
+    left.legend(fontsize=7, ncol=2, loc="best")
+    shown = cosines.assign(mean=rounded(cosines["mean"], VALUE_DECIMALS))
+    sns.barplot(shown, y="system", x="mean", hue="pairs", ax=right)
+    right.set(title="Mean cosine between versions", xlabel="cosine", ylabel="")
+    right.legend(title=None, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@styled
 def plot_audio_text_cosine(cosines: pd.DataFrame) -> plt.Figure:
     """Per-track cosine between the LIVI audio embedding and text embeddings (columns set, target, cosine), plotted
     at VALUE_DECIMALS decimals."""

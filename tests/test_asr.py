@@ -116,7 +116,9 @@ def test_temperature_fallback_is_active_and_seeded(whisper_tiny_en, speech_chunk
 
     calls, encodes = [], []
     real_generate, real_encode = GenerationMixin.generate, WhisperEncoder.forward
-    monkeypatch.setattr(WhisperEncoder, "forward", lambda self, *a, **k: encodes.append(1) or real_encode(self, *a, **k))
+    monkeypatch.setattr(
+        WhisperEncoder, "forward", lambda self, *a, **k: encodes.append(1) or real_encode(self, *a, **k)
+    )
 
     def counting_generate(self, *args, **kwargs):
         calls.append(kwargs["generation_config"].temperature if kwargs["generation_config"].do_sample else 0.0)

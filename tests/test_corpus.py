@@ -17,7 +17,21 @@ from paperlib.cli import main
 
 
 def _run_cli(out: Path, *extra: str) -> None:
-    cmd = [sys.executable, "-m", "paperlib.cli", "corpus", "--size", "tiny", "--seed", "0", "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paperlib.cli",
+        "corpus",
+        "--kind",
+        "english",
+        "--size",
+        "tiny",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
+    cmd += list(extra)
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

@@ -255,13 +255,19 @@ def test_kind_table_and_confusions():
 
 def test_track_conditions_link_both_sides(tmp_path):
     pd.DataFrame(
-        {"id": ["x-v0", "y-v0", "z-v0"], "work": ["x", "y", "z"], "kind": ["original", "distractor", "cover"]}
+        {
+            "id": ["x-v0", "y-v0", "z-v0"],
+            "work": ["x", "y", "z"],
+            "kind": ["original", "distractor", "cover"],
+            "lyrics": ["a", "b", "a"],
+        }
     ).to_csv(tmp_path / "tracks.csv", index=False)
     pd.DataFrame({"work": ["x", "y", "z"], "accompaniment_of": ["", "x", ""]}).to_csv(
         tmp_path / "works.csv", index=False
     )
     table = conditions.track_conditions(tmp_path)
     assert table["related"].tolist() == ["y", "x", ""]
+    assert table["language"].tolist() == ["en"] * 3  # the English corpus has no language column
 
 
 def test_ray_engine_gives_the_local_rows(ray_local, audio, tmp_path):

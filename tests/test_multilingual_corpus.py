@@ -21,7 +21,8 @@ def demo():
 
 def test_every_work_has_five_versions_of_the_stated_kinds(demo):
     works, versions = demo
-    assert len(works) == 48 and len(versions) == 240
+    assert len(works) == 56 and len(versions) == 280
+    assert Counter(w["split"] for w in works) == {"train": 20, "val": 4, "test": 32}  # 160 test queries
     by_work = {}
     for version in versions:
         by_work.setdefault(version.work, []).append(version)
@@ -73,7 +74,7 @@ def test_distractors_borrow_their_sources_band_version_by_version(demo):
     works, versions = demo
     plan = {(v.work, v.version): v for v in versions}
     distractors = [w for w in works if w["source"] is not None]
-    assert len(distractors) == 6
+    assert len(distractors) == 7  # one work in eight
     for work in distractors:
         source = works[work["source"]]
         assert work["theme"] == source["theme"] and work["split"] == source["split"]

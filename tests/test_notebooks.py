@@ -57,7 +57,7 @@ def run_corpus_notebook(workdir: Path, *extra: str, check: bool = True) -> subpr
 def workdir(tmp_path):
     """A folder whose params.yaml is the repository's with the tiny corpus (seconds to generate)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["corpus"]["size"] = "tiny"
+    params["corpus"]["kind"], params["corpus"]["size"] = "english", "tiny"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 

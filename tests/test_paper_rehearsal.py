@@ -62,7 +62,21 @@ def write_benchmark_audio(audio_root: Path, corpus: pd.DataFrame) -> dict[str, i
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory, whisper_base, minilm, tiny_demucs_repo):
     work = tmp_path_factory.mktemp("rehearsal")
-    run_in([sys.executable, "-m", "paperlib.cli", "corpus", "--size", "tiny", "--out", str(work / "corpus")], work)
+    run_in(
+        [
+            sys.executable,
+            "-m",
+            "paperlib.cli",
+            "corpus",
+            "--kind",
+            "english",
+            "--size",
+            "tiny",
+            "--out",
+            str(work / "corpus"),
+        ],
+        work,
+    )
     corpus = pd.read_csv(work / "corpus/tracks.csv", dtype=str, keep_default_na=False)
     corpus["path"] = [str(work / "corpus" / p) for p in corpus["path"]]
     train = corpus[corpus["split"].isin(["train", "val"]) & (corpus["kind"] != "instrumental")]
@@ -75,7 +89,7 @@ def rehearsal(tmp_path_factory, whisper_base, minilm, tiny_demucs_repo):
     repo = copy_repo(work / "repo")
     run_in([sys.executable, "-m", "paperlib.cli", "profile", "paper"], repo)
     toy = {
-        "corpus": {"size": "tiny"},
+        "corpus": {"kind": "english", "size": "tiny"},
         "models": {"whisper": str(whisper_base), "text": str(minilm)},
         "text": {"models": [str(minilm)]},
         "vocals": {

@@ -14,6 +14,7 @@ from conftest import copy_repo, run_in
 ROOT = Path(__file__).parents[1]
 TINY = """\
 corpus:
+  kind: english
   size: tiny
 train:
   epochs: 4
