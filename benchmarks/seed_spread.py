@@ -30,7 +30,7 @@ from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
 from paperlib.offline import resolve_model
 from paperlib.pairs import build_pairs
 from paperlib.schema import read_tracks, set_dir
-from paperlib.systems import set_tracks
+from paperlib.sets import set_tracks
 from paperlib.vectors import track_embedding
 
 KEYS = ("MAP", "HR1", "MR1")
@@ -62,8 +62,10 @@ def text_map(cfg: config.Config, system: str = "t_global") -> float:
     return metrics.evaluate(matrix, subset["clique"].tolist(), subset["id"].tolist(), progress=False)[0]["MAP"]
 
 
-def seed_row(seed: int, cfg: config.Config, pairs, encoder, whisper, feature_extractor, test) -> dict:
-    """Train with `seed`, score the kept head on the test frames."""
+def seed_row(
+    seed: int, cfg: config.Config, pairs, encoder, whisper, feature_extractor, test, keep_head: bool = False
+) -> dict:
+    """Train with `seed`, score the kept head on the test frames (and return it under "head" with keep_head)."""
     head_config = HeadConfig(
         width=encoder.config.d_model,
         target_dim=pairs["train"].text.shape[1],

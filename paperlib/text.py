@@ -75,6 +75,11 @@ class TextEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens the model reads of a text (special tokens included)."""
+        return int(self.model.max_seq_length)
+
     def truncated(self, texts: Sequence[str]) -> int:
         """How many texts are longer than the model reads (max_seq_length tokens, special tokens included)."""
         if len(texts) == 0:
@@ -99,6 +104,7 @@ class UseEmbedder:
     text whole (no max_seq_length)."""
 
     dim = 512
+    max_seq_length = None  # every text is read whole
 
     def __init__(self):
         try:
@@ -122,6 +128,7 @@ class UseEmbedder:
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
     def truncated(self, texts: Sequence[str]) -> int:
+        """0: no text is cut."""
         return 0
 
 

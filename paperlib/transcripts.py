@@ -79,7 +79,7 @@ def _embed_global(out: Path, ids, embedder) -> None:
     io.save_npz(out / "t_global.npz", dict(zip(texts.index, embedder.embed(texts.tolist()))))
     io.write_csv(manifest, out / "t_global.manifest.csv")
     info = {
-        "max_seq_length": int(embedder.model.max_seq_length),
+        "max_seq_length": embedder.max_seq_length,
         "tracks": len(texts),
         "truncated": embedder.truncated(texts.tolist()),
     }
