@@ -97,6 +97,7 @@ def seed_row(
         {"seed": seed, "best_epoch": summary["best_epoch"], "val_cosine": summary["best_val_cosine"]}
         | {k: result[k] for k in KEYS}
         | {"cross_language_MAP": across["MAP"], "cross_language_queries": across["queries"]}
+        | ({"head": head} if keep_head else {})
     )
 
 

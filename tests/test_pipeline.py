@@ -99,8 +99,8 @@ def test_livi_head_learned(pipeline):
     projection keeps the frozen encoder's geometry), so the head is also asked to have learned its
     targets (§5.3): audio-transcript cosine 0.222-0.282 over seeds 0-4 (mean 0.249, std 0.025)
     against -0.050-0.055 untrained; the bar is the lowest seed minus 3 std, 0.15. Those were measured with
-    all-MiniLM-L6-v2 targets; with the teacher's multilingual-e5-small-q4, whose vectors share one direction, seed 0
-    gives HR@1 0.6 and cosine 0.773 here (the spread over seeds is to be measured again).
+    all-MiniLM-L6-v2 targets; the teacher's text encoder is now USE-multilingual-v3 (params.yaml), whose spread over
+    seeds on this overlay is not measured yet.
     """
     repo, _ = pipeline
     queries = pd.read_csv(repo / "results/evaluation/per_query.csv")
