@@ -212,14 +212,16 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     io.write_csv(table.drop(columns="audio"), f"{out}_clips.csv")
     io.write_json(
-        {
-            "sentences": len(BANK),
-            "languages": list(LANGUAGES),
-            "voices": list(VOICES),
-            "snr_db": SNR_DB,
-            "checkpoint": str(cfg.train.checkpoint or cfg.paths.checkpoint),
-            "rows": result.to_dict(orient="records"),
-        },
+        io.rounded_tree(
+            {
+                "sentences": len(BANK),
+                "languages": list(LANGUAGES),
+                "voices": list(VOICES),
+                "snr_db": SNR_DB,
+                "checkpoint": str(cfg.train.checkpoint or cfg.paths.checkpoint),
+                "rows": result.to_dict(orient="records"),
+            }
+        ),
         f"{out}.json",
     )
     with io.atomic_path(Path(f"{out}.md")) as tmp:

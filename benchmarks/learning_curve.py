@@ -101,7 +101,7 @@ def write(result: pd.DataFrame, out: str, languages: int) -> None:
     """OUT.json, OUT.md and OUT.png of the curve."""
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    io.write_json({"languages": languages, "rows": result.to_dict(orient="records")}, f"{out}.json")
+    io.write_json(io.rounded_tree({"languages": languages, "rows": result.to_dict(orient="records")}), f"{out}.json")
     with io.atomic_path(Path(f"{out}.md")) as tmp:
         tmp.write_text(result.to_markdown(index=False, floatfmt=".3f") + "\n")
     fig, ax = plt.subplots(figsize=(6.5, 4))

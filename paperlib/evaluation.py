@@ -53,7 +53,7 @@ def evaluate_sets(sets, paths, block_size: int = 2048, fusion: str = "", fusion_
             by_kind.append(
                 conditions.kind_table(name, label, queries, conditions.confusions(ids, blocks(), kinds), kinds)
             )
-            if kinds["language"].nunique() > 2:  # sung in more than one language
+            if kinds.loc[kinds["language"] != "", "language"].nunique() > 1:  # sung in several languages
                 across, across_queries = conditions.cross_language(blocks(), ids, kinds)
                 expected = int(conditions.crosses_languages(kinds["work"], kinds["language"]).sum())
                 rows.append(reporting.results_row(crossing, system, across, expected=expected))

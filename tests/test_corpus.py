@@ -17,21 +17,8 @@ from paperlib.cli import main
 
 
 def _run_cli(out: Path, *extra: str) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "paperlib.cli",
-        "corpus",
-        "--kind",
-        "english",
-        "--size",
-        "tiny",
-        "--seed",
-        "0",
-        "--out",
-        str(out),
-    ]
-    cmd += list(extra)
+    args = "corpus --kind english --size tiny --seed 0".split()
+    cmd = [sys.executable, "-m", "paperlib.cli", *args, "--out", str(out), *extra]
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

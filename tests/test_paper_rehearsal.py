@@ -62,21 +62,8 @@ def write_benchmark_audio(audio_root: Path, corpus: pd.DataFrame) -> dict[str, i
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory, whisper_base, minilm, tiny_demucs_repo):
     work = tmp_path_factory.mktemp("rehearsal")
-    run_in(
-        [
-            sys.executable,
-            "-m",
-            "paperlib.cli",
-            "corpus",
-            "--kind",
-            "english",
-            "--size",
-            "tiny",
-            "--out",
-            str(work / "corpus"),
-        ],
-        work,
-    )
+    corpus_args = "corpus --kind english --size tiny".split()
+    run_in([sys.executable, "-m", "paperlib.cli", *corpus_args, "--out", str(work / "corpus")], work)
     corpus = pd.read_csv(work / "corpus/tracks.csv", dtype=str, keep_default_na=False)
     corpus["path"] = [str(work / "corpus" / p) for p in corpus["path"]]
     train = corpus[corpus["split"].isin(["train", "val"]) & (corpus["kind"] != "instrumental")]

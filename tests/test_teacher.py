@@ -447,11 +447,11 @@ STAGE_FILES = ("manifest.csv", "chunks.csv", "chunk_text_embeddings.npy", "text_
 def stage_dir(tmp_path_factory, models_dir, whisper_tiny_en, minilm):
     """A folder with the tiny corpus and the repository's params.yaml (Whisper tiny.en, this session's models)."""
     folder = tmp_path_factory.mktemp("stage")
-    assert cli.main(["corpus", "--out", str(folder / "data/corpus"), "--size", "tiny"]) == 0
+    assert cli.main(["corpus", "--out", str(folder / "data/corpus"), "--kind", "english", "--size", "tiny"]) == 0
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["models"] |= {"whisper": "whisper-tiny.en", "text": "all-MiniLM-L6-v2"}
     params["paths"]["models"] = str(models_dir)
-    params["corpus"]["size"] = "tiny"
+    params["corpus"] |= {"kind": "english", "size": "tiny"}
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     return folder
 
