@@ -103,7 +103,8 @@ def write(result: pd.DataFrame, out: str, languages: int) -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(io.rounded_tree({"languages": languages, "rows": result.to_dict(orient="records")}), f"{out}.json")
     with io.atomic_path(Path(f"{out}.md")) as tmp:
-        tmp.write_text(result.to_markdown(index=False, floatfmt=".3f") + "\n")
+        formats = tuple(".0f" if pd.api.types.is_integer_dtype(t) else ".3f" for t in result.dtypes)
+        tmp.write_text(result.to_markdown(index=False, floatfmt=formats) + "\n")
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for column, label in (
         ("spoken_HR1", "HR@1, new sentences spoken"),
