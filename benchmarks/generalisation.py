@@ -102,12 +102,13 @@ BANK = (
 
 def clips(workers: int) -> pd.DataFrame:
     """One row per clip (id, sentence, language, voice, condition, audio float32 at 16 kHz)."""
-    jobs = [(s[language], language, voice) for s in BANK for language in LANGUAGES for voice in VOICES]
-    sung = speech.sing(jobs, workers=workers)
+    plan = [
+        (i, (s[language], language, voice)) for i, s in enumerate(BANK) for language in LANGUAGES for voice in VOICES
+    ]
+    sung = speech.sing([job for _, job in plan], workers=workers)
     silence = np.zeros(int(SILENCE_S * SAMPLE_RATE), np.float32)
     rows = []
-    for n, (text, language, voice) in enumerate(jobs):
-        sentence = next(i for i, s in enumerate(BANK) if s[language] == text)
+    for n, (sentence, (text, language, voice)) in enumerate(plan):
         voice_audio = sung[text, language, voice]
         rng = np.random.default_rng([36, n])
         arrangement = band.Arrangement(

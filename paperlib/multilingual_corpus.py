@@ -287,7 +287,10 @@ def _row(version: Version, work: dict, audio: np.ndarray, segments: list) -> dic
 
 def line_jobs(size="demo", seed: int = 0) -> list[speech.Job]:
     """Every sung line of the corpus as a (text, language, voice) job, each once, in plan order."""
-    planned = plan_versions(plan_works(size, int(seed)), size, int(seed))
+    return _jobs(plan_versions(plan_works(size, int(seed)), size, int(seed)))
+
+
+def _jobs(planned: list[Version]) -> list[speech.Job]:
     return list(dict.fromkeys((line, v.language, v.voice) for v in planned for line in v.lines))
 
 
@@ -297,8 +300,7 @@ def generate(out_dir, size="demo", seed: int = 0, workers: int | None = None, st
     min(2, CPUs)); the output depends on neither. Audio first, tables last."""
     works = plan_works(size, int(seed))
     planned = plan_versions(works, size, int(seed))
-    jobs = list(dict.fromkeys((line, v.language, v.voice) for v in planned for line in v.lines))
-    spoken = speech.sing(jobs, store, min(2, os.cpu_count() or 1) if workers is None else workers)
+    spoken = speech.sing(_jobs(planned), store, min(2, os.cpu_count() or 1) if workers is None else workers)
     out, by_id = Path(out_dir), {work["work"]: work for work in works}
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows = []
