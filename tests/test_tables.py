@@ -69,6 +69,16 @@ def test_table2_marks_significant_differences(evaluation, tmp_path):
     assert "p_MR1" in (tmp_path / "table2.csv").read_text()  # the CSV keeps the corrected p-values
 
 
+def test_table2_leaves_out_the_oracle(evaluation):
+    """The editorial-lyrics ceiling is Table 1's: no Table 2 row, no share of the Holm correction."""
+    results, queries = evaluation
+    oracle = per_query("Editorial lyrics", [1] * 12, [1.0] * 12)
+    oracle_row = results.iloc[[0]].assign(system="Editorial lyrics")
+    table = tables.table2(pd.concat([results, oracle_row]), pd.concat([queries, oracle]))
+    assert table["system"].tolist() == ["LIVI (audio)", "other"]
+    assert table.set_index("system").loc["other", "p_MR1"] == pytest.approx(3 * 2 / 1024)
+
+
 def test_published_table2_is_labelled_and_complete():
     table = tables.published_table2()
     assert set(table["source"]) == {"published (paper, vocal subset)"}
