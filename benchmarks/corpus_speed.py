@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from paperlib import CHUNK_SECONDS, SAMPLE_RATE, corpus
-from paperlib.io import write_json
+from paperlib import CHUNK_SECONDS, SAMPLE_RATE
+from paperlib.data import corpus
+from paperlib.runtime.io import write_json
 
 BANDS = ((0, 5), (5, 10), (10, 15.01))
 
@@ -73,7 +74,7 @@ def windows(segments: list, lines: list[str]) -> list[tuple[float, float, str]]:
 
 
 def quality(folder: Path, whisper: str, per_band: int, greedy: bool) -> dict:
-    from paperlib import asr, vocals
+    from paperlib.lyrics import asr, vocals
 
     table = pd.read_csv(folder / "tracks.csv", keep_default_na=False)
     vocal = table[table["kind"] != "instrumental"].copy()

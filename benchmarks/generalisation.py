@@ -1,19 +1,19 @@
 """Does LIVI carry meaning across languages beyond the lines it was trained on? (issue 36, step 4)
 
 Material (made here, deterministic): BANK holds 10 sentences written in parallel in English, French, German and
-Italian (the same meaning in each; none is in paperlib.line_banks or in benchmarks/multilingual_asr.py), spoken by
-Kokoro styles no training track uses (VOICES: the corpus' held-out test style and one style the corpus never sings),
+Italian (the same meaning in each; none is in paperlib.data.line_banks or in benchmarks/multilingual_asr.py), spoken
+by Kokoro styles no training track uses (VOICES: the corpus' held-out test style and one style the corpus never sings),
 each clip either alone ("spoken": the voice between 1 s of silence) or over a General-MIDI band at +3 dB after a 2 s
-intro ("mixed": paperlib.band, the arrangement drawn per clip from a seeded generator).
+intro ("mixed": paperlib.data.band, the arrangement drawn per clip from a seeded generator).
 
-Per condition, every clip queries the others (paperlib.conditions' cross-language rule: relevant = the same sentence
-in another language, by either voice; the same sentence in the same language set aside), for
+Per condition, every clip queries the others (paperlib.evaluation.conditions' cross-language rule: relevant = the same
+sentence in another language, by either voice; the same sentence in the same language set aside), for
 - LIVI: the pipeline's checkpoint (train.checkpoint or paths.checkpoint) on the audio alone, as `paperlib embed`;
 - Whisper mean-pool: the frozen encoder states of the same chunks, averaged (no training);
 - the teacher: Whisper transcripts (language detected) embedded by the teacher's sentence encoder (models.text),
   the ceiling a perfect student would reach.
 Reported: HR@1 and MAP, their chance level (relevant / candidates, averaged over queries), and the mean cosine of
-same-meaning pairs (translations) against different-meaning pairs (paperlib.conditions.translation_cosines).
+same-meaning pairs (translations) against different-meaning pairs (paperlib.evaluation.conditions.translation_cosines).
 
     python benchmarks/generalisation.py [--params params.yaml] [--out results/benchmarks/generalisation]
 
@@ -30,8 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from paperlib import SAMPLE_RATE, band, conditions, config, embed, io, metrics, speech, teacher
-from paperlib.corpus import _write_wav
+from paperlib import SAMPLE_RATE
+from paperlib.data import band, speech
+from paperlib.data.corpus import _write_wav
+from paperlib.evaluation import conditions, metrics
+from paperlib.lyrics import teacher
+from paperlib.model import inference
+from paperlib.runtime import config, io
 
 LANGUAGES = ("en", "fr", "de", "it")
 VOICES = ("kokoro/jf_gongitsune", "kokoro/jf_alpha")
@@ -145,7 +150,7 @@ def audio_vectors(cfg: config.Config, table: pd.DataFrame, folder: Path) -> tupl
         _write_wav(folder / f"{row.id}.wav", row.audio)
         paths.append((row.id, folder / f"{row.id}.wav"))
     checkpoint = cfg.train.checkpoint or cfg.paths.checkpoint
-    found = embed.load_inference(checkpoint, cfg).embed(paths)
+    found = inference.load_inference(checkpoint, cfg).embed(paths)
     return found.vectors, found.pooled, found.manifest
 
 

@@ -3,26 +3,28 @@
 What is measured: seconds of wall-clock time (time.perf_counter, torch.inference_mode) to turn one synthetic mono
 16 kHz track of --seconds (default 240 s: the paper's cut) into its track vector, per system, on this machine's CPU.
 
-  Harmonic systems (ByteCover2x, CLEWS, CQTNet, DVINet+; paperlib.harmonic_models): the paper's protocol,
-    paperlib.harmonic.embed_track (first 240 s, shingles of the model's training length every 5 s, `harmonic.batch_size`
-    shingles per forward pass; the CQT front end is inside each model) + track_vector. The shapes are the `model:`
-    sections of the release's Discogs-VI configurations (github sony/clews, config/dvi-*.yaml; copied below, file by
-    file).
+  Harmonic systems (ByteCover2x, CLEWS, CQTNet, DVINet+; paperlib.harmonic.architectures): the paper's protocol,
+    paperlib.harmonic.release.embed_track (first 240 s, shingles of the model's training length every 5 s,
+    `harmonic.batch_size` shingles per forward pass; the CQT front end is inside each model) + track_vector. The
+    shapes are the `model:` sections of the release's Discogs-VI configurations (github sony/clews,
+    config/dvi-*.yaml; copied below, file by file).
   LIVI: log-mel of the track's 30 s chunks (the Whisper feature extractor; a fully vocal track, so vocal detection and
     chunking are left out: the chunks are the consecutive 30 s windows) + the model step
-    paperlib.embed.embed_features (frozen Whisper encoder + head, `evaluate.batch_size` chunks at a time) + the track
-    vector (paperlib.vectors.track_embedding). The encoder is the configured one (`models.whisper`, offline under
-    `paths.models`; the paper uses whisper-large-v3-turbo, which is larger and slower); the head has the paper's shape
-    (paperlib.config.HeadConfig defaults) on that encoder's width.
+    paperlib.model.inference.embed_features (frozen Whisper encoder + head, `evaluate.batch_size` chunks at a time) +
+    the track vector (paperlib.runtime.vectors.track_embedding). Two encoders: `livi` runs the configured one
+    (`models.whisper`, offline under `paths.models`: the demo's whisper-base), `livi-turbo` the paper's
+    whisper-large-v3-turbo encoder shape (TURBO_ENCODER, 128 mel bins). The head has the paper's shape
+    (paperlib.runtime.config.HeadConfig defaults) on the encoder's width.
 
-ALL WEIGHTS ARE RANDOM (seeded; the Whisper encoder is the packaged checkpoint, its head random): the cost of a forward
-pass does not depend on the weights' values, so no checkpoint is needed. Each system is warmed with one untimed call
-on a short input (one segment / one chunk), then the whole per-track protocol is timed --repeats times.
+ALL WEIGHTS ARE RANDOM (seeded; `livi` keeps the packaged Whisper encoder): the cost of a forward pass does not depend
+on the weights' values, so no checkpoint is needed. Each system is warmed with one untimed call on a short input (one
+segment / one chunk), then the whole per-track protocol is timed --repeats times.
 
     python benchmarks/harmonic_speed.py [--threads N] [--repeats 1] [--seconds 240] [--only NAME ...]
         [--params params.yaml] [--set KEY=VALUE ...] [--out results/benchmarks/harmonic_speed.json]
 
-NAME: livi, bytecover2x, clews, cqtnet, dvinetp (or the system names LIVI, ByteCover2, CLEWS, CQTNet, DVINet).
+NAME: livi, livi-turbo, bytecover2x, clews, cqtnet, dvinetp (or the system names LIVI, ByteCover2, CLEWS, CQTNet,
+DVINet).
 Writes the JSON {"settings": {...}, "rows": [{"system", "architecture", "params_M", "seconds_per_track",
 "segments", ...}]} to --out and a Markdown table beside it (same name, .md), both atomically.
 """
@@ -42,11 +44,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from paperlib import config
-from paperlib.features import log_mel
-from paperlib.harmonic import embed_track, track_vector
-from paperlib.harmonic_models import build_model
-from paperlib.io import atomic_path, rounded_tree
+from paperlib.harmonic.architectures import build_model
+from paperlib.harmonic.release import embed_track, track_vector
+from paperlib.model.features import log_mel
+from paperlib.runtime import config
+from paperlib.runtime.io import atomic_path, rounded_tree
 
 SR = 16000
 CHUNK_S = 30.0  # LIVI's Whisper chunk
@@ -107,9 +109,25 @@ RELEASE_MODELS = {
     },
 }
 
-SYSTEMS = {"livi": "LIVI", "bytecover2x": "ByteCover2", "clews": "CLEWS", "cqtnet": "CQTNet", "dvinetp": "DVINet"}
+SYSTEMS = {
+    "livi": "LIVI",
+    "livi-turbo": "LIVI (large-v3-turbo encoder)",
+    "bytecover2x": "ByteCover2",
+    "clews": "CLEWS",
+    "cqtnet": "CQTNet",
+    "dvinetp": "DVINet",
+}
+# The encoder of openai/whisper-large-v3-turbo (its config.json: the paper's LIVI encoder), value for value (facts).
+TURBO_ENCODER = {
+    "num_mel_bins": 128,
+    "d_model": 1280,
+    "encoder_layers": 32,
+    "encoder_attention_heads": 20,
+    "encoder_ffn_dim": 5120,
+    "max_source_positions": 1500,
+}
 PUBLISHED_PARAMS_M = {"bytecover2x": 202, "clews": 199, "cqtnet": 35, "dvinetp": 11}  # the papers' model sizes
-# Training-only classifiers over `maxcliques` classes, unused at inference (paperlib.harmonic_models docstrings);
+# Training-only classifiers over `maxcliques` classes, unused at inference (paperlib.harmonic.architectures docstrings);
 # DVINet+'s `fc` is its embedding projection and CLEWS has no classifier.
 TRAINING_CLASSIFIERS = {"cqtnet": "fc1", "bytecover2x": "fc"}
 
@@ -190,21 +208,35 @@ def bench_harmonic(name: str, wave: np.ndarray, cfg: config.Config, repeats: int
     }
 
 
-def bench_livi(wave: np.ndarray, cfg: config.Config, repeats: int) -> dict:
-    from transformers import WhisperFeatureExtractor
+def livi_encoder(shape: str, cfg: config.Config):
+    """(encoder, feature extractor, name, weights note) of LIVI's measured encoder: "packaged" = `models.whisper` as
+    packaged offline; "large-v3-turbo" = the paper's encoder shape (TURBO_ENCODER) with random (seeded) weights."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    from paperlib.config import HeadConfig
-    from paperlib.embed import embed_features
-    from paperlib.model import LiviHead, LiviModel, load_whisper_encoder
-    from paperlib.offline import resolve_model
-    from paperlib.vectors import track_embedding
+    from paperlib.model.livi import load_whisper_encoder
+    from paperlib.weights.packaged import resolve_model
 
-    whisper = resolve_model(cfg.models.whisper, cfg.paths.models)
-    encoder = load_whisper_encoder(whisper)
+    if shape == "packaged":
+        whisper = resolve_model(cfg.models.whisper, cfg.paths.models)
+        note = f"{Path(whisper).name} encoder as packaged, random (seeded) head"
+        return load_whisper_encoder(whisper), WhisperFeatureExtractor.from_pretrained(whisper), Path(whisper).name, note
+    torch.manual_seed(0)
+    encoder = WhisperEncoder(WhisperConfig(**TURBO_ENCODER)).eval()
+    features = WhisperFeatureExtractor(feature_size=TURBO_ENCODER["num_mel_bins"])
+    return encoder, features, "whisper-large-v3-turbo", "large-v3-turbo encoder shape, random (seeded) weights and head"
+
+
+def bench_livi(wave: np.ndarray, cfg: config.Config, repeats: int, shape: str = "packaged") -> dict:
+    from paperlib.model.inference import embed_features
+    from paperlib.model.livi import LiviHead, LiviModel
+    from paperlib.runtime.config import HeadConfig
+    from paperlib.runtime.vectors import track_embedding
+
+    encoder, features, encoder_name, weights = livi_encoder(shape, cfg)
     torch.manual_seed(0)
     head_config = HeadConfig(width=encoder.config.d_model)  # the paper's head shape on this encoder's width
     model = LiviModel(encoder, LiviHead(head_config)).eval()
-    features = WhisperFeatureExtractor.from_pretrained(whisper)
     batch = cfg.evaluate.batch_size
     signal = wave[: int(SR * cfg.harmonic.max_seconds)] if cfg.harmonic.max_seconds else wave
     step = int(SR * CHUNK_S)
@@ -221,18 +253,19 @@ def bench_livi(wave: np.ndarray, cfg: config.Config, repeats: int) -> dict:
         parts["model"].append(time.perf_counter() - start)
         return track_embedding(vectors)
 
+    name = "livi" if shape == "packaged" else "livi-turbo"
     with torch.inference_mode():
         embed_features(model, log_mel(features, chunks[:1]), batch, "cpu")  # warm
-        runs, vector = timed(protocol, repeats, "livi")
+        runs, vector = timed(protocol, repeats, name)
     assert vector.shape == (head_config.target_dim,) and np.isfinite(vector).all()
     head = count(model.head)
     return {
-        "system": SYSTEMS["livi"],
-        "architecture": "livi",
-        "config_source": f"encoder {Path(whisper).name} ({whisper}); head paperlib.config.HeadConfig defaults "
+        "system": SYSTEMS[name],
+        "architecture": name,
+        "config_source": f"encoder {encoder_name} ({weights}); head paperlib.runtime.config.HeadConfig defaults "
         f"(the paper's): hidden {list(head_config.hidden)}, {head_config.num_heads} pooling head(s), "
         f"target {head_config.target_dim}",
-        "encoder": Path(whisper).name,
+        "encoder": encoder_name,
         "params_M": (count(model.encoder) + head) / 1e6,
         "params_inference_M": (count(model.encoder) + head) / 1e6,
         "params_encoder_M": count(model.encoder) / 1e6,
@@ -247,7 +280,7 @@ def bench_livi(wave: np.ndarray, cfg: config.Config, repeats: int) -> dict:
         "seconds_runs": [float(r) for r in runs],
         "features_seconds_per_track": float(np.mean(parts["features"])),
         "model_seconds_per_track": float(np.mean(parts["model"])),
-        "weights": f"{Path(whisper).name} encoder as packaged, random (seeded) head",
+        "weights": weights,
     }
 
 
@@ -278,7 +311,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per system")
     parser.add_argument("--seconds", type=float, default=240.0, help="length of the synthetic track (s)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these systems only (default: all five)")
-    parser.add_argument("--params", default="params.yaml", help="settings file (paperlib.config)")
+    parser.add_argument("--params", default="params.yaml", help="settings file (paperlib.runtime.config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default="results/benchmarks/harmonic_speed.json", help="JSON output (.md beside)")
     args = parser.parse_args()
@@ -302,7 +335,9 @@ def main() -> None:
     for name in progress:
         progress.set_postfix_str(SYSTEMS[name])
         rows.append(
-            bench_livi(wave, cfg, args.repeats) if name == "livi" else bench_harmonic(name, wave, cfg, args.repeats)
+            bench_livi(wave, cfg, args.repeats, "packaged" if name == "livi" else "large-v3-turbo")
+            if name.startswith("livi")
+            else bench_harmonic(name, wave, cfg, args.repeats)
         )
         tqdm.write(f"{rows[-1]['system']}: {rows[-1]['seconds_per_track']:.2f} s / track", file=sys.stderr)
 
@@ -312,13 +347,15 @@ def main() -> None:
         "audio_seconds": args.seconds,
         "signal": "synthetic mono 16 kHz: seeded Gaussian noise + harmonic tones changing every 2 s (seed 0)",
         "sample_rate": SR,
-        "harmonic_protocol": f"paperlib.harmonic.embed_track (first {cfg.harmonic.max_seconds:g} s, shingles of the "
-        f"model's length every {cfg.harmonic.hop_s:g} s, {cfg.harmonic.batch_size} per forward pass) + track_vector",
+        "harmonic_protocol": f"paperlib.harmonic.release.embed_track (first {cfg.harmonic.max_seconds:g} s, "
+        f"shingles of the model's length every {cfg.harmonic.hop_s:g} s, {cfg.harmonic.batch_size} per forward "
+        "pass) + track_vector",
         "livi_protocol": "Whisper log-mel of consecutive 30 s chunks (fully vocal track: no vocal detection) + "
-        "paperlib.embed.embed_features + paperlib.vectors.track_embedding",
-        "weights": "RANDOM weights (seeded; LIVI: packaged Whisper encoder, random head): weights do not change cost",
+        "paperlib.model.inference.embed_features + paperlib.runtime.vectors.track_embedding",
+        "weights": "RANDOM weights (seeded; LIVI: the packaged Whisper encoder or the large-v3-turbo shape, random "
+        "head): weights do not change cost",
         "livi_encoder": livi["encoder"] if livi else cfg.models.whisper,
-        "paper_livi_encoder": "whisper-large-v3-turbo (larger than the encoder measured here)",
+        "paper_livi_encoder": "whisper-large-v3-turbo (the livi-turbo row: its encoder shape, random weights)",
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
         "warmup": "one untimed call per system on a short input (one segment / one 30 s chunk)",
@@ -332,8 +369,9 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "notes": [
             "Weights are random: a forward pass costs the same whatever the weights' values.",
-            f"LIVI runs the {livi['encoder'] if livi else cfg.models.whisper} encoder with the paper's head shape; "
-            "the paper's whisper-large-v3-turbo encoder is larger, so LIVI at the paper's scale is slower than here.",
+            f"LIVI runs the {livi['encoder'] if livi else cfg.models.whisper} encoder (the demo's) with the paper's "
+            "head shape; LIVI (large-v3-turbo encoder) runs the paper's encoder shape (32 layers, width 1280, 128 mel "
+            "bins; random weights) with the same head: LIVI at the paper's scale.",
             "LIVI's seconds include the log-mel (features_seconds_per_track) and the model step "
             "(model_seconds_per_track); the harmonic systems' include their CQT front end.",
             "params_M counts all parameters (buffers such as the CQT kernels excluded); params_inference_M leaves out "

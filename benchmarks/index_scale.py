@@ -30,7 +30,7 @@ Per index (faiss index_factory string; search parameters swept where they apply)
   demo MAP       the demo's test vectors (dim d0 ≤ dim, mapped into dim by `demo_into_catalogue`: an isometry
                  sending their principal axes to the catalogue's, g first, so every cosine is kept) added to an
                  empty copy of the trained index (HNSW: a new graph with the same settings); each queries
-                 all others through the index (k = all), MAP with paperlib.metrics' conventions, a relevant
+                 all others through the index (k = all), MAP with paperlib.evaluation.metrics' conventions, a relevant
                  track the index does not return counting 0.
                  ΔMAP = this − the exact MAP.
 The ideal-code bound: the recall@10 an ideal in-memory code of 256 bytes per track could keep, were the tracks
@@ -53,11 +53,11 @@ import faiss
 import numpy as np
 from scipy.optimize import minimize
 
-from paperlib.calibration import pair_cosines
-from paperlib.io import atomic_path, write_json
-from paperlib.metrics import evaluate
-from paperlib.retrieval import flat_vector_bytes, train_transform
-from paperlib.vectors import read_labelled
+from paperlib.evaluation.metrics import evaluate
+from paperlib.model.calibration import pair_cosines
+from paperlib.retrieval.index import flat_vector_bytes, train_transform
+from paperlib.runtime.io import atomic_path, write_json
+from paperlib.runtime.vectors import read_labelled
 
 VERSIONS = 4  # per work, as in the demo
 K = 10

@@ -2,7 +2,7 @@
 
 Trains the head as the `train` stage does (params.yaml settings, the teacher's pairs, seed 0) on the chunks of the
 first k training works (a seeded order of the works), for each share in --fractions, and scores each head on
-- the demo's test split (MAP, and MAP on its cross-language queries: paperlib.conditions), and
+- the demo's test split (MAP, and MAP on its cross-language queries: paperlib.evaluation.conditions), and
 - the generalisation clips of benchmarks/generalisation.py (sentences outside the corpus, in voices no training
   track uses; HR@1 per condition, spoken and mixed, with the cross-language rule).
 The encoder runs once per test track and clip (the vocal chunks of `vocals.*`); each share only trains a head.
@@ -26,13 +26,14 @@ from generalisation import LANGUAGES, clips, scores
 from seed_spread import seed_row, test_frames
 from transformers import WhisperFeatureExtractor
 
-from paperlib import config, io, vocals
-from paperlib.features import log_mel
-from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
-from paperlib.offline import resolve_model
-from paperlib.pairs import Pairs, build_pairs
-from paperlib.schema import read_tracks
-from paperlib.vectors import track_embedding
+from paperlib.lyrics import vocals
+from paperlib.model.features import log_mel
+from paperlib.model.livi import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+from paperlib.model.pairs import Pairs, build_pairs
+from paperlib.runtime import config, io
+from paperlib.runtime.schema import read_tracks
+from paperlib.runtime.vectors import track_embedding
+from paperlib.weights.packaged import resolve_model
 
 
 def clip_frames(cfg: config.Config, table: pd.DataFrame, encoder, feature_extractor) -> dict[str, torch.Tensor]:

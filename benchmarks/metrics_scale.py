@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from paperlib import metrics
-from paperlib.io import write_json
+from paperlib.evaluation import metrics
+from paperlib.runtime.io import write_json
 
 
 def main() -> None:

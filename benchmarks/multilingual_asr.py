@@ -4,12 +4,12 @@ on real mixes).
 Material (made here, deterministic): BANK holds 8 two-sentence verses written in parallel in English, French,
 German and Italian (the same meaning sentence for sentence; none of them is in the demo corpus). Each verse is
 spoken in each language by Kokoro (style `kokoro/jm_kumo`, and `kokoro/jf_nezumi` on every other verse) and, in
-English, also by Piper, then laid over a General-MIDI band (paperlib.band; key, tempo, progression and
+English, also by Piper, then laid over a General-MIDI band (paperlib.data.band; key, tempo, progression and
 instruments drawn per clip from a seeded generator) after a 4 s intro with 3 s of band after it, at a vocal-to-band
 SNR of −3, 0, +3 and +6 dB. Each band is also rendered alone, as long as its mixes (the instrumental control).
 
-Measured per vocal detector (paperlib.vocals: "silero" on the mix, "repet" = REPET-SIM separation then Silero), with
-the chunking settings of params.yaml (`vocals.*`):
+Measured per vocal detector (paperlib.lyrics.vocals: "silero" on the mix, "repet" = REPET-SIM separation then Silero),
+with the chunking settings of params.yaml (`vocals.*`):
 - vocal recall: share of mixes (each one 30 s window with a voice) whose detected chunks cover at least half of
   the voiced span;
 - false-positive rate: share of band-only renders that give a chunk.
@@ -36,7 +36,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import SAMPLE_RATE, asr, band, config, io, teacher, text, vocals, voices
+from paperlib import SAMPLE_RATE
+from paperlib.data import band, voices
+from paperlib.lyrics import asr, teacher, text_embedding, vocals
+from paperlib.runtime import config, io
 
 LANGUAGES = ("en", "fr", "de", "it")
 SNRS_DB = (-3.0, 0.0, 3.0, 6.0)
@@ -288,7 +291,7 @@ def summarise(mixes: pd.DataFrame, found: pd.DataFrame, cfg) -> dict:
     texts["the verses as written"] = kokoro[kokoro.snr_db == SNRS_DB[0]]
     retrievals = []
     for name in ENCODERS:  # each encoder loaded once
-        encoder = text.load_embedder(name, cfg.paths.models)
+        encoder = text_embedding.load_embedder(name, cfg.paths.models)
         retrievals += [{"encoder": name, "texts": label} | retrieval(at, encoder) for label, at in texts.items()]
     retrievals.sort(key=lambda row: list(texts).index(row["texts"]))  # stable: encoders in ENCODERS order
     return {

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from paperlib import embed
-from paperlib.config import Config, Evaluate, HeadConfig, Scale, Vocals
-from paperlib.vocals import EnergyDetector
+from paperlib.lyrics.vocals import EnergyDetector
+from paperlib.model import inference
+from paperlib.runtime.config import Config, Evaluate, HeadConfig, Scale, Vocals
 
 os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")  # a loaded machine starts Ray's agents slowly
 
@@ -50,9 +50,9 @@ def make_checkpoint(folder: Path, shape: str) -> Path:
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor
 
-    from paperlib.checkpoint import save_checkpoint
-    from paperlib.config import to_dict
-    from paperlib.model import LiviHead, LiviModel, load_whisper_encoder
+    from paperlib.model.checkpoint import save_checkpoint
+    from paperlib.model.livi import LiviHead, LiviModel, load_whisper_encoder
+    from paperlib.runtime.config import to_dict
 
     torch.manual_seed(0)
     encoder = load_whisper_encoder(config=WhisperConfig(**SHAPES[shape]))
@@ -76,16 +76,16 @@ def make_tracks(folder: Path, n: int, seconds: float) -> list[tuple[str, Path]]:
 
 
 def timed_run(tracks, out: Path, checkpoint: Path, engine: str, batch_size: int, device: str, shape: str) -> dict:
-    """Wall seconds of one embed.embed_to into an npz, the chunk count, and the summed per-track step timings (model:
-    encoder + head; prep: decode, vocal chunks, log-mel): where the time went."""
+    """Wall seconds of one inference.embed_to into an npz, the chunk count, and the summed per-track step timings
+    (model: encoder + head; prep: decode, vocal chunks, log-mel): where the time went."""
     cfg = dataclasses.replace(
         Config(device=device),
         evaluate=Evaluate(batch_size=batch_size),
         scale=Scale(engine=engine, track_batch=max(1, batch_size // 2)),
     )
     start = time.perf_counter()
-    job = embed.EmbedJob.of(checkpoint, VOCALS, cfg, detector=EnergyDetector)
-    manifest = embed.embed_to(out, job, tracks, cfg)
+    job = inference.EmbedJob.of(checkpoint, VOCALS, cfg, detector=EnergyDetector)
+    manifest = inference.embed_to(out, job, tracks, cfg)
     seconds = time.perf_counter() - start
     assert (manifest["status"] == "ok").all(), manifest["status"].value_counts()
     chunks = int(manifest["n_chunks"].sum())

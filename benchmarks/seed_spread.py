@@ -3,9 +3,9 @@
 Trains the head exactly as the `train` stage does (the settings of params.yaml, pairs from the
 teacher's output) once per seed, and scores every head on the demo's test split as the `embed` +
 `evaluate` stages do (the checkpoint's vocal chunks of each test track → frozen Whisper encoder →
-head → mean of chunk vectors; paperlib.metrics over the accepted tracks), also on its cross-language
-queries (paperlib.conditions), next to the t_global transcript system (which does not depend on the seed). The
-encoder runs once per test chunk; each seed only re-runs the head. Run after `dvc repro`:
+head → mean of chunk vectors; paperlib.evaluation.metrics over the accepted tracks), also on its cross-language
+queries (paperlib.evaluation.conditions), next to the t_global transcript system (which does not depend on the seed).
+The encoder runs once per test chunk; each seed only re-runs the head. Run after `dvc repro`:
 
     python benchmarks/seed_spread.py [--seeds 0 1 2 3 4] [--out results/benchmarks/seed_spread.json]
 
@@ -24,14 +24,17 @@ import torch
 from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor
 
-from paperlib import audio, conditions, config, io, metrics, training, vectors, vocals
-from paperlib.features import log_mel
-from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
-from paperlib.offline import resolve_model
-from paperlib.pairs import build_pairs
-from paperlib.schema import read_tracks, set_dir
-from paperlib.sets import set_tracks
-from paperlib.vectors import track_embedding
+from paperlib.data.eval_sets import set_tracks
+from paperlib.evaluation import conditions, metrics
+from paperlib.lyrics import vocals
+from paperlib.model import training
+from paperlib.model.features import log_mel
+from paperlib.model.livi import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+from paperlib.model.pairs import build_pairs
+from paperlib.runtime import audio, config, io, vectors
+from paperlib.runtime.schema import read_tracks, set_dir
+from paperlib.runtime.vectors import track_embedding
+from paperlib.weights.packaged import resolve_model
 
 KEYS = ("MAP", "HR1", "MR1")
 

@@ -2,7 +2,7 @@
 
 Same tracks, same machine, CPU, one chunk per batch (batch 1), warm: each pipeline first embeds
 the first track once untimed, then every track is timed. Both pipelines share decoding and
-vocal detection (paperlib.audio / paperlib.vocals, same detector and parameters); LIVI then
+vocal detection (paperlib.runtime.audio / paperlib.lyrics.vocals, same detector and parameters); LIVI then
 computes log-mel + frozen Whisper encoder + head, the teacher Whisper transcription (generate,
 temperature fallback) + clean-up + sentence embedding. The issue's goals: ≥ 5× faster end to end,
 LIVI preprocessing (decode + resample, vocal detection, log-mel) ≤ 0.5 s per track.
@@ -25,14 +25,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import asr, audio, checkpoint, config, embed, text, vocals
-from paperlib.io import atomic_path, rounded_tree
-from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
-from paperlib.offline import resolve_model
+from paperlib.lyrics import asr, text_embedding, vocals
+from paperlib.model import checkpoint, inference
+from paperlib.model.livi import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+from paperlib.runtime import audio, config
+from paperlib.runtime.io import atomic_path, rounded_tree
+from paperlib.weights.packaged import resolve_model
 
 
 def teacher_track(path, detector, settings: config.Vocals, transcriber, embedder) -> dict:
-    """The teacher's per-track work (paperlib.teacher.run_teacher) with timings in seconds."""
+    """The teacher's per-track work (paperlib.lyrics.teacher.run_teacher) with timings in seconds."""
     row = {}
     start = time.perf_counter()
     wave = audio.load_audio(path)
@@ -48,7 +50,7 @@ def teacher_track(path, detector, settings: config.Vocals, transcriber, embedder
         start = time.perf_counter()
         cleaned = [t for t in (asr.clean_transcript(r) for r in raw) if t is not None]
         if cleaned:
-            text.track_vector(embedder.embed(cleaned))
+            text_embedding.track_vector(embedder.embed(cleaned))
         row["t_text_s"] = time.perf_counter() - start
     return row
 
@@ -57,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("audio", nargs="+", help="audio files or folders")
     parser.add_argument("--model", help="LIVI checkpoint folder (default: random head on --whisper)")
-    parser.add_argument("--params", default="params.yaml", help="settings file (paperlib.config)")
+    parser.add_argument("--params", default="params.yaml", help="settings file (paperlib.runtime.config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--greedy",
@@ -93,9 +95,9 @@ def main() -> None:
         language=cfg.asr.language or None,
         **({"temperatures": (0.0,)} if args.greedy else {}),
     )
-    embedder = text.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models))
+    embedder = text_embedding.TextEmbedder(resolve_model(cfg.models.text, cfg.paths.models))
 
-    livi_batch_1 = embed.Inference(model, features, detector, cfg.vocals, batch_size=1)
+    livi_batch_1 = inference.Inference(model, features, detector, cfg.vocals, batch_size=1)
     livi_batch_1.embed(tracks[:1], window=1)  # warm-up
     teacher_track(tracks[0][1], detector, cfg.vocals, transcriber, embedder)
     livi = livi_batch_1.embed(tracks, window=1).manifest

@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import WhisperConfig, WhisperFeatureExtractor
 
 from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
-from paperlib.io import write_json
-from paperlib.model import HeadConfig, LiviHead, LiviModel, autocast_for, load_whisper_encoder
-from paperlib.training import livi_loss
+from paperlib.model.livi import HeadConfig, LiviHead, LiviModel, autocast_for, load_whisper_encoder
+from paperlib.model.training import livi_loss
+from paperlib.runtime.io import write_json
 
 PAPER_ENCODER = dict(
     d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from paperlib.reporting import write_table
+from paperlib.reporting.report import write_table
 
 
 def stage_times(folder: Path) -> pd.DataFrame:

@@ -18,10 +18,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tests/conftest.py: av
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from paperlib import offline, vocals  # noqa: E402
-from paperlib.asr import Transcriber, word_error_rate  # noqa: E402
-from paperlib.io import write_json  # noqa: E402
-from paperlib.text import TextEmbedder  # noqa: E402
+from paperlib.lyrics import vocals  # noqa: E402
+from paperlib.lyrics.asr import Transcriber, word_error_rate  # noqa: E402
+from paperlib.lyrics.text_embedding import TextEmbedder  # noqa: E402
+from paperlib.runtime.io import write_json  # noqa: E402
+from paperlib.weights import packaged
 
 LINES = [
     "I walked along the river in the evening light.",
@@ -85,13 +86,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="Whisper batch (1 = per-chunk latency)")
     parser.add_argument("--out", default="results/benchmarks/teacher_speed.json", help="JSON file of the table")
     args = parser.parse_args()
-    if args.whisper in offline.HUB_IDS or args.text_model in offline.HUB_IDS:
-        offline.materialise(args.models_dir, tuple({args.whisper, args.text_model} & set(offline.HUB_IDS)))
+    if args.whisper in packaged.HUB_IDS or args.text_model in packaged.HUB_IDS:
+        packaged.materialise(args.models_dir, tuple({args.whisper, args.text_model} & set(packaged.HUB_IDS)))
 
     data = clips(args.clips)
     detector = vocals.make_detector("silero")
-    transcriber = Transcriber(offline.resolve_model(args.whisper, args.models_dir), batch_size=args.batch_size)
-    embedder = TextEmbedder(offline.resolve_model(args.text_model, args.models_dir))
+    transcriber = Transcriber(packaged.resolve_model(args.whisper, args.models_dir), batch_size=args.batch_size)
+    embedder = TextEmbedder(packaged.resolve_model(args.text_model, args.models_dir))
     vocals.vocal_chunks(data[0][1], detector)  # warm-up (first calls allocate)
     transcriber.transcribe(np.zeros((1, 16_000), np.float32), progress=False)
     embedder.embed(["warm up"])

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from paperlib import SAMPLE_RATE
-from paperlib.io import write_json
-from paperlib.vocals import DemucsDetector, SileroDetector
+from paperlib.lyrics.vocals import DemucsDetector, SileroDetector
+from paperlib.runtime.io import write_json
 
 
 def tiny_random_demucs_repo(folder: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Speech synthesis cost (paperlib.voices) and, optionally, how well Whisper understands it.
+"""Speech synthesis cost (paperlib.data.voices) and, optionally, how well Whisper understands it.
 
 Speed: per language, one sentence per voice after a warm-up call (model loaded); real-time factor = CPU seconds
 of synthesis per second of speech (Kokoro and Piper run on one onnxruntime thread), and wall seconds likewise.
@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from paperlib import CHUNK_SAMPLES, SAMPLE_RATE, voices
-from paperlib.io import write_json
+from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
+from paperlib.data import voices
+from paperlib.runtime.io import write_json
 
 SENTENCES = {
     "en": "We walked along the river in the evening light, and the city was quiet.",
@@ -41,7 +42,7 @@ def _clip(voice: str, language: str) -> dict:
 
 
 def _transcribe(rows: list[dict], model: str) -> None:
-    from paperlib.asr import Transcriber, word_error_rate
+    from paperlib.lyrics.asr import Transcriber, word_error_rate
 
     chunks = np.zeros((len(rows), CHUNK_SAMPLES), np.float32)
     for chunk, row in zip(chunks, rows):

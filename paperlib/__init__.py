@@ -1,6 +1,7 @@
 """LIVI — Lyrics-Informed Version Identification (ECIR 2026), reproducible artifact.
 
-One module per concern (see the README's module table); `paperlib.load_checkpoint(DIR)` gives the LIVI
+One subpackage per concern, each `__init__` stating its job and what it may import (pyproject.toml's
+import-linter contracts check the layers); `paperlib.load_checkpoint(DIR)` gives the LIVI
 model of a checkpoint folder (trained, or imported from the authors' livi.pth).
 Conventions: audio is mono float32 at 16 kHz; chunks are 30 s (480,000 samples);
 embeddings are L2-normalised float32 rows; a track id is a string.
@@ -15,7 +16,7 @@ CHUNK_SAMPLES = int(SAMPLE_RATE * CHUNK_SECONDS)
 __version__ = "0.1.0"
 
 
-_LAZY = {"load_checkpoint": "paperlib.checkpoint"}
+_LAZY = {"load_checkpoint": "paperlib.model.checkpoint"}
 """Package-level names imported on first use (the model stack imports torch); stages import their modules."""
 
 

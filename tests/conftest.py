@@ -34,13 +34,13 @@ def speak():
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
-    """Session folder for offline models converted by paperlib.offline.materialise."""
+    """Session folder for offline models converted by paperlib.weights.packaged.materialise."""
     return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(scope="session")
 def whisper_tiny_en(models_dir):
-    from paperlib.offline import materialise
+    from paperlib.weights.packaged import materialise
 
     materialise(models_dir, ("whisper-tiny.en",))
     return models_dir / "whisper-tiny.en"
@@ -48,7 +48,7 @@ def whisper_tiny_en(models_dir):
 
 @pytest.fixture(scope="session")
 def whisper_base(models_dir):
-    from paperlib.offline import materialise
+    from paperlib.weights.packaged import materialise
 
     materialise(models_dir, ("whisper-base",))
     return models_dir / "whisper-base"
@@ -56,7 +56,7 @@ def whisper_base(models_dir):
 
 @pytest.fixture(scope="session")
 def minilm(models_dir):
-    from paperlib.offline import materialise
+    from paperlib.weights.packaged import materialise
 
     materialise(models_dir, ("all-MiniLM-L6-v2",))
     return models_dir / "all-MiniLM-L6-v2"
@@ -64,7 +64,7 @@ def minilm(models_dir):
 
 @pytest.fixture(scope="session")
 def multilingual_e5(models_dir):
-    from paperlib.offline import materialise
+    from paperlib.weights.packaged import materialise
 
     materialise(models_dir, ("multilingual-e5-small-q4",))
     return models_dir / "multilingual-e5-small-q4"
@@ -72,14 +72,14 @@ def multilingual_e5(models_dir):
 
 @pytest.fixture(scope="session")
 def tiny_transcriber(whisper_tiny_en):
-    from paperlib.asr import Transcriber
+    from paperlib.lyrics.asr import Transcriber
 
     return Transcriber(str(whisper_tiny_en), batch_size=2)
 
 
 @pytest.fixture(scope="session")
 def minilm_embedder(minilm):
-    from paperlib.text import TextEmbedder
+    from paperlib.lyrics.text_embedding import TextEmbedder
 
     return TextEmbedder(str(minilm))
 
@@ -175,13 +175,13 @@ def tiny_whisper_config():
 
 def save_tiny_checkpoint(folder, vocals):
     """A checkpoint folder holding the tiny random Whisper encoder (seed 0) and a random head (8-d output),
-    recording `vocals` (paperlib.config.Vocals) as its teacher's vocal settings; returns the folder."""
+    recording `vocals` (paperlib.runtime.config.Vocals) as its teacher's vocal settings; returns the folder."""
     import torch
     from transformers import WhisperFeatureExtractor
 
-    from paperlib.checkpoint import save_checkpoint
-    from paperlib.config import HeadConfig, to_dict
-    from paperlib.model import LiviHead, LiviModel, load_whisper_encoder
+    from paperlib.model.checkpoint import save_checkpoint
+    from paperlib.model.livi import LiviHead, LiviModel, load_whisper_encoder
+    from paperlib.runtime.config import HeadConfig, to_dict
 
     torch.manual_seed(0)
     model = LiviModel(

@@ -1,4 +1,4 @@
-"""paperlib.asr: transcript clean-up rules, WER, and Whisper transcription of Piper speech with the
+"""paperlib.lyrics.asr: transcript clean-up rules, WER, and Whisper transcription of Piper speech with the
 converted offline checkpoints (tiny.en fast, base slow)."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from paperlib import CHUNK_SAMPLES
-from paperlib.asr import Transcriber, clean_transcript, word_error_rate
+from paperlib.lyrics.asr import Transcriber, clean_transcript, word_error_rate
 
 SENTENCES = [
     "I walked along the river in the evening light. The city lights were shining on the water.",

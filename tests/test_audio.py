@@ -1,10 +1,10 @@
-"""paperlib.audio: decoding, resampling, bad inputs, track listing, per-track status rows."""
+"""paperlib.runtime.audio: decoding, resampling, bad inputs, track listing, per-track status rows."""
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from paperlib.audio import AudioError, list_audio, load_audio, run_per_track
+from paperlib.runtime.audio import AudioError, list_audio, load_audio, run_per_track
 
 
 def sine(freq, seconds, rate, amplitude=0.5):

@@ -1,4 +1,4 @@
-"""paperlib.band: the General-MIDI band (pretty-midi score, TinySoundFont render with TimGM6mb.sf2) and the mixer.
+"""paperlib.data.band: the General-MIDI band (pretty-midi score, TinySoundFont render with TimGM6mb.sf2) and the mixer.
 
 Chroma expectations were measured once (librosa chroma_cqt, 8 bars of piano + bass + strings at 100 bpm) and
 are asserted with margin: I-V-vi-IV vs ii-V-I-vi Pearson 0.77, each chroma vs its own score's pitch-class
@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from paperlib import SAMPLE_RATE, band
+from paperlib import SAMPLE_RATE
+from paperlib.data import band
 
 PADS = ("piano", "bass", "strings")
 POP = band.Arrangement(tonic="C", progression=("I", "V", "vi", "IV"), instruments=PADS)
@@ -96,7 +97,7 @@ def test_render_is_byte_identical_in_process_and_in_a_new_process():
     assert first.dtype == np.float32 and first.shape == (6 * SAMPLE_RATE,)
     assert first.tobytes() == second.tobytes()
     code = (
-        "import dataclasses, hashlib; from paperlib import band\n"
+        "import dataclasses, hashlib; from paperlib.data import band\n"
         "a = band.Arrangement(progression=('I', 'V', 'vi', 'IV'), instruments=('piano', 'guitar', 'bass', "
         "'strings', 'drums'))\n"
         "print(hashlib.sha256(band.render(band.score(a, duration_s=6.0), 6.0).tobytes()).hexdigest())"

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from paperlib import benchmark_sets as bm
 from paperlib.cli import main
+from paperlib.data import benchmarks as bm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED = Path(__file__).parents[1].parent / "shared" / "benchmarks"

@@ -1,4 +1,4 @@
-"""paperlib.config: params.yaml → frozen dataclasses, dotted overrides, clear errors, the paper's defaults."""
+"""paperlib.runtime.config: params.yaml → frozen dataclasses, dotted overrides, clear errors, the paper's defaults."""
 
 import dataclasses
 import inspect
@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from paperlib import config
-from paperlib.config import Asr, Config, ConfigError, Evaluate, HeadConfig, Models, Text, Train, Vocals
+from paperlib.runtime import config
+from paperlib.runtime.config import Asr, Config, ConfigError, Evaluate, HeadConfig, Models, Text, Train, Vocals
 
 ROOT = Path(__file__).parents[1]
 
@@ -191,8 +191,8 @@ def test_build_fills_missing_keys_with_defaults_and_checks_the_rest():
 
 
 def test_head_config_defaults_come_from_train():
-    """HeadConfig's head shape defaults are Train's (the paper's); paperlib.model re-exports the same class."""
-    from paperlib import model
+    """HeadConfig's head shape defaults are Train's (the paper's); paperlib.model.livi re-exports the same class."""
+    from paperlib.model import livi
 
     head = HeadConfig(width=1280)
     assert (head.hidden, head.num_heads, head.layer_scale_init) == (
@@ -200,13 +200,13 @@ def test_head_config_defaults_come_from_train():
         Train.num_heads,
         Train.layer_scale_init,
     )
-    assert head.target_dim == 768 and model.HeadConfig is HeadConfig
+    assert head.target_dim == 768 and livi.HeadConfig is HeadConfig
     assert HeadConfig.from_dict(head.to_dict()) == head and head.to_dict()["hidden"] == list(Train.hidden)
 
 
 def test_vocals_chunking_gives_the_keyword_arguments_of_vocal_chunks():
     """Vocals.chunking(): exactly vocal_chunks' tuning keywords, with the settings' values."""
-    from paperlib.vocals import vocal_chunks
+    from paperlib.lyrics.vocals import vocal_chunks
 
     chunking = Vocals(threshold=0.3, max_pad_s=5.0).chunking()
     assert set(chunking) == set(inspect.signature(vocal_chunks).parameters) - {"wave", "detector"}

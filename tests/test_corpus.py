@@ -1,4 +1,4 @@
-"""Generated corpus (paperlib.corpus): table against files, ground truth, splits, determinism."""
+"""Generated corpus (paperlib.data.corpus): table against files, ground truth, splits, determinism."""
 
 import hashlib
 import json
@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from paperlib import SAMPLE_RATE, corpus
+from paperlib import SAMPLE_RATE
 from paperlib.cli import main
+from paperlib.data import corpus
 
 
 def _run_cli(out: Path, *extra: str) -> None:

@@ -1,11 +1,11 @@
-"""Cross-language retrieval (paperlib.conditions): relevant = the work's versions sung in another language, the
-work's other versions set aside; the corpus listings and the cosines by pair type, on hand-made tables."""
+"""Cross-language retrieval (paperlib.evaluation.conditions): relevant = the work's versions sung in another language,
+the work's other versions set aside; the corpus listings and the cosines by pair type, on hand-made tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import conditions
+from paperlib.evaluation import conditions
 
 # a1, a3: work a in English; a2: work a in French; b1: work b in French; b2: work b instrumental
 IDS = ["a1", "a2", "a3", "b1", "b2"]

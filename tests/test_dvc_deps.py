@@ -23,7 +23,7 @@ import yaml
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = "paperlib"
-PREFERRED_MODULE = "paperlib/vocals.py"  # the module test 2 edits when it qualifies
+PREFERRED_MODULE = "paperlib/lyrics/vocals.py"  # the module test 2 edits when it qualifies
 
 
 # --------------------------------------------------------------------------- import closure (ast only)

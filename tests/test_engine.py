@@ -1,7 +1,7 @@
-"""paperlib.engine and paperlib.shards, on the embedding job: the Ray engine gives the local engine's statuses and
-vectors, a shard directory resumes without losing or repeating a track, and faults (a bad file, a dead actor, a
-killed driver) lose nothing. One local Ray instance (2 CPUs) for the module; the model is the tiny random checkpoint of
-conftest, the vocal detector the stand-in paperlib.vocals.EnergyDetector."""
+"""paperlib.runtime.engine and paperlib.runtime.shards, on the embedding job: the Ray engine gives the local engine's
+statuses and vectors, a shard directory resumes without losing or repeating a track, and faults (a bad file, a dead
+actor, a killed driver) lose nothing. One local Ray instance (2 CPUs) for the module; the model is the tiny random
+checkpoint of conftest, the vocal detector the stand-in paperlib.lyrics.vocals.EnergyDetector."""
 
 import dataclasses
 import os
@@ -17,17 +17,19 @@ import pytest
 import soundfile as sf
 from conftest import save_tiny_checkpoint
 
-from paperlib import SAMPLE_RATE, embed, shards
-from paperlib.config import Config, Scale, Vocals
-from paperlib.embed import TIMING_COLUMNS
-from paperlib.schema import MANIFEST_COLUMNS, read_table
-from paperlib.vocals import EnergyDetector
+from paperlib import SAMPLE_RATE
+from paperlib.lyrics.vocals import EnergyDetector
+from paperlib.model import inference
+from paperlib.model.inference import TIMING_COLUMNS
+from paperlib.runtime import shards
+from paperlib.runtime.config import Config, Scale, Vocals
+from paperlib.runtime.schema import MANIFEST_COLUMNS, read_table
 
 VOCALS = Vocals(detector="silero", detector_model="")
 
 
 @dataclasses.dataclass(frozen=True)
-class DyingJob(embed.EmbedJob):
+class DyingJob(inference.EmbedJob):
     """The embedding job whose model step kills its process at its first call while `marker` is absent (Ray
     restarts the actor)."""
 
@@ -78,12 +80,12 @@ def settings(engine: str, shard_tracks: int = 256, **scale) -> Config:
     return dataclasses.replace(Config(), scale=Scale(engine=engine, shard_tracks=shard_tracks, **scale))
 
 
-def job(checkpoint, cls=embed.EmbedJob, **extra):
+def job(checkpoint, cls=inference.EmbedJob, **extra):
     return dataclasses.replace(cls.of(checkpoint, VOCALS, Config(), detector=EnergyDetector), **extra)
 
 
-def run(tracks, out, checkpoint, name, cls=embed.EmbedJob, **scale):
-    return embed.embed_to(out, job(checkpoint, cls), tracks, settings(name, **scale))
+def run(tracks, out, checkpoint, name, cls=inference.EmbedJob, **scale):
+    return inference.embed_to(out, job(checkpoint, cls), tracks, settings(name, **scale))
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +120,8 @@ def test_ray_gives_the_local_statuses_and_vectors(ray_local, tracks, checkpoint,
 
 
 def test_a_rerun_skips_written_ids_and_completes_a_lost_shard(ray_local, tracks, checkpoint, local_run, tmp_path):
-    from paperlib.retrieval import read_catalogue
-    from paperlib.vectors import read_embeddings
+    from paperlib.retrieval.index import read_catalogue
+    from paperlib.runtime.vectors import read_embeddings
 
     out = tmp_path / "livi"
     run(tracks[:5], out, checkpoint, "ray", shard_tracks=2)
@@ -154,7 +156,7 @@ def test_the_local_engine_writes_the_same_shards(tracks, checkpoint, local_run, 
 def test_a_dead_actor_is_restarted_and_nothing_is_lost_or_repeated(ray_local, tracks, checkpoint, local_run, tmp_path):
     marker = tmp_path / "died-once"
     out = tmp_path / "livi"
-    embed.embed_to(
+    inference.embed_to(
         out, job(checkpoint, DyingJob, marker=str(marker)), tracks, settings("ray", track_batch=2, shard_tracks=3)
     )
     assert marker.exists()
@@ -177,7 +179,7 @@ DRIVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 import test_engine as t
-from paperlib import engine
+from paperlib.runtime import engine
 from pathlib import Path
 tracks = [(i, Path(p)) for i, p in {tracks!r}]
 slow = engine.ProcessActor.__call__
@@ -289,7 +291,7 @@ def test_a_shard_folder_of_other_settings_is_not_resumed(tracks, checkpoint, tmp
     written = shards.shard_files(out)
     other = dataclasses.replace(job(checkpoint), vocals=dataclasses.replace(VOCALS, min_mean_vocalness=0.9))
     with pytest.raises(shards.ShardError, match=r"holds shards of a run with other settings \(vocals\)"):
-        embed.embed_to(out, other, tracks, settings("local"))
+        inference.embed_to(out, other, tracks, settings("local"))
     assert shards.shard_files(out) == written
     run(tracks[:3], out, checkpoint, "local")  # the same job resumes
     assert len(shards.read_rows(out)) == 3

@@ -1,11 +1,13 @@
-"""paperlib.analysis (per-track audio-vs-text cosines: own text, and the mean over other works' texts, no N×N matrix;
-runtime per track) and paperlib.sets.set_tracks."""
+"""paperlib.evaluation.analysis (per-track audio-vs-text cosines: own text, and the mean over other works' texts, no N×N
+matrix; runtime per track) and paperlib.data.eval_sets.set_tracks."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import analysis, config, io, sets
+from paperlib.data import eval_sets
+from paperlib.evaluation import analysis
+from paperlib.runtime import config, io
 
 
 def test_audio_text_cosines_by_hand(tmp_path):
@@ -80,7 +82,7 @@ def test_demo_set_is_the_corpus_test_split(tmp_path):
         ),
         tmp_path / "tracks.csv",
     )
-    tracks = sets.set_tracks("demo", config.load(None, [f"paths.corpus={tmp_path}"]))
+    tracks = eval_sets.set_tracks("demo", config.load(None, [f"paths.corpus={tmp_path}"]))
     assert list(tracks.columns) == ["id", "clique", "path", "lyrics", "kind"]
     assert tracks[["id", "clique", "path"]].values.tolist() == [
         ["2", "w2", str(tmp_path / "b.wav")],
@@ -90,7 +92,7 @@ def test_demo_set_is_the_corpus_test_split(tmp_path):
 
 def test_cosine_summary_and_figure_are_identical_for_cosines_a_billionth_apart(tmp_path):
     """Cosines .6, .8, 1 (mean .8, std .2, quartiles .7, .8, .9) and the same plus 1e-9: one table, one figure."""
-    from paperlib import reporting
+    from paperlib.reporting import report
 
     cosines = pd.DataFrame({"set": "demo", "id": ["a", "b", "c"], "target": "own ASR transcript"})
     written = []
@@ -98,8 +100,8 @@ def test_cosine_summary_and_figure_are_identical_for_cosines_a_billionth_apart(t
         shifted = cosines.assign(cosine=np.array([0.6, 0.8, 1.0]) + shift)
         summary = analysis.cosine_summary(shifted)
         stem = tmp_path / str(shift) / "audio_text_cosine"
-        reporting.write_table(summary, stem)
-        reporting.save_figure(reporting.plot_audio_text_cosine(shifted), stem)
+        report.write_table(summary, stem)
+        report.save_figure(report.plot_audio_text_cosine(shifted), stem)
         written.append({s: stem.with_suffix(s).read_bytes() for s in (".csv", ".md", ".svg", ".png")})
     assert summary.drop(columns=["set", "target"]).iloc[0].tolist() == [3.0, 0.8, 0.2, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert written[0] == written[1]
@@ -107,7 +109,7 @@ def test_cosine_summary_and_figure_are_identical_for_cosines_a_billionth_apart(t
 
 def test_training_report_writes_losses_and_cosines_at_six_decimals(tmp_path):
     """epochs.csv and summary.json of two runs whose float32 values differ by 1e-9 are byte-identical."""
-    from paperlib import reporting
+    from paperlib.reporting import report
 
     written = []
     for shift in (0.0, 1e-9):
@@ -128,7 +130,7 @@ def test_training_report_writes_losses_and_cosines_at_six_decimals(tmp_path):
             pd.DataFrame({"epoch": [1], "step": [12], "loss": [0.47806537 + shift]}), checkpoint / "train_log.csv"
         )
         summary = {"best_epoch": 1, "best_val_cosine": 0.6001216769218445 + shift, "stopped_early": False}
-        reporting.training_report(summary, checkpoint, results)
+        report.training_report(summary, checkpoint, results)
         written.append({name: (results / name).read_bytes() for name in ("epochs.csv", "summary.json")})
     assert written[0] == written[1]
     assert written[0]["epochs.csv"].decode().splitlines()[1:] == [

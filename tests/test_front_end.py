@@ -1,11 +1,13 @@
-"""paperlib.front_end (§5.2): fixed windows, hallucination counting before clean-up, WER per track, the
+"""paperlib.evaluation.front_end (§5.2): fixed windows, hallucination counting before clean-up, WER per track, the
 summary and its paired test; the fixed-window route end to end with the packaged Whisper tiny.en."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import SAMPLE_RATE, asr, front_end
+from paperlib import SAMPLE_RATE
+from paperlib.evaluation import front_end
+from paperlib.lyrics import asr
 
 
 def test_fixed_windows_cover_the_track_without_overlap():

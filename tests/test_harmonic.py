@@ -1,4 +1,5 @@
-"""paperlib.harmonic / harmonic_models: the CLEWS release's harmonic systems, their checkpoints and the protocol.
+"""paperlib.harmonic.release / harmonic_models: the CLEWS release's harmonic systems, their checkpoints and the
+protocol.
 
 All models here carry RANDOM weights at SMALL configurations (few channels, short segments): the tests check the
 release's checkpoint layout, strict loading, numerics through a save/load round trip, shingling and the reductions,
@@ -16,7 +17,8 @@ import torch
 omegaconf = pytest.importorskip("omegaconf")
 OmegaConf = omegaconf.OmegaConf
 
-from paperlib.harmonic import (  # noqa: E402
+from paperlib.harmonic.architectures import CQT, build_model  # noqa: E402
+from paperlib.harmonic.release import (  # noqa: E402
     HarmonicError,
     bpwr_distance,
     embed_track,
@@ -25,7 +27,6 @@ from paperlib.harmonic import (  # noqa: E402
     shingle,
     track_vector,
 )
-from paperlib.harmonic_models import CQT, build_model  # noqa: E402
 
 SR = 16000
 

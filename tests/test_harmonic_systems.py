@@ -10,10 +10,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from paperlib import chroma, cli, conditions, config, engine, fusion, harmonic, metrics, preflight
-from paperlib.harmonic_models import build_model
-from paperlib.harmonic_systems import HarmonicJob, jobs_of
-from paperlib.offline import ModelUnavailableError
+from paperlib import cli
+from paperlib.cli import preflight
+from paperlib.evaluation import conditions, fusion, metrics
+from paperlib.harmonic import chroma, release
+from paperlib.harmonic.architectures import build_model
+from paperlib.harmonic.systems import HarmonicJob, jobs_of
+from paperlib.runtime import config, engine
+from paperlib.weights.packaged import ModelUnavailableError
 
 pytest.importorskip("omegaconf")
 from test_harmonic import SMALL, SR, randomise, save_release, tone_wave  # noqa: E402
@@ -51,11 +55,11 @@ def test_embed_harmonic_reproduces_a_direct_forward_pass(name, audio, tmp_path, 
         assert sorted(vectors.files) == sorted(segments.files) == ["a", "b"]
         for stem in ("a", "b"):
             wave = sf.read(audio / f"{stem}.wav", dtype="float32")[0]
-            direct = harmonic.embed_track(model, wave, hop_s=1.0, max_seconds=240.0, batch_size=8)
+            direct = release.embed_track(model, wave, hop_s=1.0, max_seconds=240.0, batch_size=8)
             np.testing.assert_array_equal(segments[stem], direct)
-            np.testing.assert_array_equal(vectors[stem], harmonic.track_vector(direct))
+            np.testing.assert_array_equal(vectors[stem], release.track_vector(direct))
             assert vectors[stem].dtype == np.float32 and segments[stem].shape[1] == model.zdim
-    assert int(manifest.loc[0, "n_chunks"]) == len(harmonic.segment_starts(7 * SR, model.segment_samples, SR))
+    assert int(manifest.loc[0, "n_chunks"]) == len(release.segment_starts(7 * SR, model.segment_samples, SR))
     assert "2 ok, 0 instrumental, 1 error" in capsys.readouterr().err
 
 
@@ -68,7 +72,7 @@ def test_embed_harmonic_max_seconds(audio, tmp_path):
     assert cli.main([*args, str(audio / "a.wav")]) == 0
     with np.load(out / "segments.npz") as segments:
         wave = sf.read(audio / "a.wav", dtype="float32")[0][: 2 * SR]
-        np.testing.assert_array_equal(segments["a"], harmonic.embed_track(model, wave, max_seconds=None))
+        np.testing.assert_array_equal(segments["a"], release.embed_track(model, wave, max_seconds=None))
         assert len(segments["a"]) == 1
 
 
@@ -100,7 +104,7 @@ def test_one_checkpoint_per_architecture(tmp_path):
         paths.append(str(save_release(tmp_path / folder, model, SMALL[name])))
     cfg = config.load(None, [f"harmonic.checkpoints={paths[1]},{paths[0]}"])
     assert list(jobs_of(cfg)) == ["clews", "dvinetp", "chroma"]
-    with pytest.raises(harmonic.HarmonicError, match="two clews checkpoints"):
+    with pytest.raises(release.HarmonicError, match="two clews checkpoints"):
         jobs_of(config.load(None, [f"harmonic.checkpoints={paths[0]},{paths[2]}"]))
 
 

@@ -12,7 +12,8 @@ import soundfile as sf
 from conftest import save_tiny_checkpoint
 
 from paperlib import SAMPLE_RATE
-from paperlib.calibration import (
+from paperlib.cli import main
+from paperlib.model.calibration import (
     best_threshold,
     calibrate_threshold,
     pair_cosines,
@@ -21,10 +22,9 @@ from paperlib.calibration import (
     store_threshold,
     verdict,
 )
-from paperlib.cli import main
-from paperlib.config import Vocals
-from paperlib.io import save_npz
-from paperlib.retrieval import CoverIndex, RetrievalError, normalise
+from paperlib.retrieval.index import CoverIndex, RetrievalError, normalise
+from paperlib.runtime.config import Vocals
+from paperlib.runtime.io import save_npz
 
 DIM = 16
 
@@ -305,7 +305,7 @@ def test_precision_recall_at_a_threshold_by_hand():
 
 def test_threshold_files_are_identical_for_cosines_a_billionth_apart(tmp_path):
     """The stored threshold (value, precision, recall, f1) of cosines shifted by 1e-9: the same bytes."""
-    from paperlib.io import write_json
+    from paperlib.runtime.io import write_json
 
     rng = np.random.default_rng(0)
     cosines = rng.uniform(0.2, 0.99, 400)
@@ -409,8 +409,8 @@ def test_audio_queries_take_the_livi_path(checkpoint, audio, tmp_path, capsys):
 def test_training_calibrates_on_the_validation_tracks(checkpoint, speak, tmp_path):
     """calibrate_checkpoint embeds the val split's audio with the checkpoint and stores the F1-best threshold:
     two works, each sung twice by the same voice (identical audio, cosine 1), train tracks ignored."""
-    from paperlib.calibration import calibrate_checkpoint
-    from paperlib.config import load
+    from paperlib.model.calibration import calibrate_checkpoint
+    from paperlib.runtime.config import load
 
     lines = {"a": "The quick brown fox jumps over the lazy dog.", "b": "She sells sea shells by the sea shore today."}
     rows = []
@@ -435,7 +435,7 @@ def test_training_calibrates_on_the_validation_tracks(checkpoint, speak, tmp_pat
 
 
 def test_hits_table_names_verdict_truth_and_audio(catalogue):
-    from paperlib.search import hits_table, results
+    from paperlib.retrieval.search import hits_table, results
 
     _, ids, base, _ = catalogue
     index = CoverIndex.build(ids[:3], base[:3], paths=["a.wav", "", "c.wav"])
@@ -449,7 +449,7 @@ def test_hits_table_names_verdict_truth_and_audio(catalogue):
 
 
 def test_select_queries_keeps_the_chosen_order_and_names_unknown_ids():
-    from paperlib.search import select_queries
+    from paperlib.retrieval.search import select_queries
 
     vectors = np.arange(8, dtype=np.float32).reshape(4, 2)
     ids = ["a", "b", "c", "d"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import io
+from paperlib.runtime import io
 
 
 def test_written_files_get_the_umask_permissions(tmp_path):
@@ -42,7 +42,7 @@ def test_p_values_keep_six_significant_digits():
 
 
 def test_rounded_tree_rounds_floats_only():
-    from paperlib.io import rounded_tree
+    from paperlib.runtime.io import rounded_tree
 
     tree = {"a": 0.123456789, "b": [1, 2.0000004, "x", True], "c": {"d": (0.5, None)}}
     assert rounded_tree(tree) == {"a": 0.123457, "b": [1, 2.0, "x", True], "c": {"d": [0.5, None]}}
@@ -51,7 +51,7 @@ def test_rounded_tree_rounds_floats_only():
 def test_verified_names_the_file_and_both_digests(tmp_path):
     import hashlib
 
-    from paperlib.io import ChecksumError, verified
+    from paperlib.runtime.io import ChecksumError, verified
 
     path = tmp_path / "weights.bin"
     path.write_bytes(b"weights")

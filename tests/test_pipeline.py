@@ -77,7 +77,7 @@ def test_results_table_has_every_system_in_range(pipeline):
         "paper/section5_2.md",
     ):
         assert (repo / "results" / name).stat().st_size > 0, name
-    assert (repo / "notebooks/executed/07_evaluate.ipynb").exists()
+    assert (repo / "notebooks/executed/08_evaluate.ipynb").exists()
     table1 = pd.read_csv(repo / "results/paper/table1.csv")
     assert table1[["lyrics", "model"]].values.tolist() == [
         [lyrics, model]

@@ -1,11 +1,13 @@
-"""paperlib.preflight.check: what a profile needs is checked up front, every missing piece named at once."""
+"""paperlib.cli.preflight.check: what a profile needs is checked up front, every missing piece named at once."""
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from paperlib import SAMPLE_RATE, config, preflight
-from paperlib.offline import ModelUnavailableError
+from paperlib import SAMPLE_RATE
+from paperlib.cli import preflight
+from paperlib.runtime import config
+from paperlib.weights.packaged import ModelUnavailableError
 
 
 def settings(models_dir, *overrides):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from paperlib.cli import main
-from paperlib.config import ConfigError, apply_profile, find_profile
+from paperlib.runtime.config import ConfigError, apply_profile, find_profile
 
 ROOT = Path(__file__).parents[1]
 

@@ -1,4 +1,4 @@
-"""The README quotes result files verbatim (between `<!-- quote: PATH -->` and `<!-- end quote -->`, optionally
+"""The README and docs/ quote result files verbatim (between `<!-- quote: PATH -->` and `<!-- end quote -->`, optionally
 inside a code fence), so its numbers are the committed results' and go stale only with a failing test."""
 
 import re
@@ -38,3 +38,22 @@ def test_readme_quotes_the_committed_results():
     assert {"results/benchmarks/seed_spread.json", "results/paper/table2.md"} <= set(found)
     for path, body in found.items():
         assert body == committed(path).strip(), f"README quotes {path}: copy the committed file into its block again"
+
+
+def test_docs_quote_the_committed_results():
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert pages, "docs/ has no pages"
+    for page in pages:
+        for path, body in quotes(page.read_text()).items():
+            assert body == committed(path).strip(), f"{page.name} quotes {path}: copy the committed file again"
+
+
+LINK = re.compile(r"\]\((?!https?://|#|mailto:)(?P<target>[^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_relative_links_resolve():
+    """Every relative link of the README and docs/ names a file or folder of the repository."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for match in LINK.finditer(page.read_text()):
+            target = (page.parent / match["target"]).resolve()
+            assert target.exists(), f"{page.relative_to(ROOT)} links {match['target']}, which does not exist"

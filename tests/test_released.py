@@ -2,7 +2,7 @@
 
 The state dict here has their key names and random values (no released weights are installable offline); the
 reference below computes the head from those tensors directly, written from the paper (§3.2) and the authors'
-module structure, independently of paperlib.model.
+module structure, independently of paperlib.model.livi.
 """
 
 import math
@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib import released
-from paperlib.checkpoint import load_checkpoint, read_checkpoint_config, vocal_settings
 from paperlib.cli import main
+from paperlib.model import released
+from paperlib.model.checkpoint import load_checkpoint, read_checkpoint_config, vocal_settings
 
 WIDTH, HIDDEN, TARGET, FRAMES = 64, (96, 48), 32, 20
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from paperlib.retrieval import CoverIndex, normalise
+from paperlib.retrieval.index import CoverIndex, normalise
 
 
 @pytest.fixture(scope="module")

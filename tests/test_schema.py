@@ -1,11 +1,11 @@
-"""paperlib.schema: track tables (paths relative to the table's own folder), stage tables, timing paths."""
+"""paperlib.runtime.schema: track tables (paths relative to the table's own folder), stage tables, timing paths."""
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from paperlib.schema import read_table, read_tracks, timings_path
+from paperlib.runtime.schema import read_table, read_tracks, timings_path
 
 
 def test_corpus_paths_are_joined_to_the_corpus_folder(tmp_path):

@@ -1,4 +1,5 @@
-"""paperlib.speech: the stored sung lines (Ogg Vorbis, fixed serial numbers) and the committed store of the demo."""
+"""paperlib.data.speech: the stored sung lines (Ogg Vorbis, fixed serial numbers) and the committed store of the
+demo."""
 
 import io
 from pathlib import Path
@@ -8,7 +9,8 @@ import pandas as pd
 import pytest
 from mutagen.ogg import OggPage
 
-from paperlib import config, multilingual_corpus, speech, voices
+from paperlib.data import multilingual_corpus, speech, voices
+from paperlib.runtime import config
 
 STORE = config.load("params.yaml").paths.speech
 PIPER_LINE = ("The river keeps the secrets of the town.", "en", "piper/en_US-joe-medium")

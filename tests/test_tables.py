@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import io, significance, tables
-from paperlib.config import Paths
+from paperlib.evaluation import significance, tables
+from paperlib.runtime import io
+from paperlib.runtime.config import Paths
 
 
 def test_wilcoxon_exact_p_of_ten_positive_differences():

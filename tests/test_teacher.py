@@ -1,4 +1,4 @@
-"""paperlib.teacher and `paperlib lyrics`: the teacher pipeline on a folder mixing good and bad
+"""paperlib.lyrics.teacher and `paperlib lyrics`: the teacher pipeline on a folder mixing good and bad
 inputs (Piper speech, silence, corrupt/empty/non-audio files, 44.1 kHz stereo with a chord, a clip
 Whisper hears as a known hallucination), with Silero VAD, Whisper tiny.en and all-MiniLM-L6-v2."""
 
@@ -17,11 +17,12 @@ import soxr
 import torch
 import yaml
 
-from paperlib import SAMPLE_RATE, cli, teacher
-from paperlib.asr import word_error_rate
-from paperlib.config import Asr, Vocals
-from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, read_table
-from paperlib.text import track_vector
+from paperlib import SAMPLE_RATE, cli
+from paperlib.lyrics import teacher
+from paperlib.lyrics.asr import word_error_rate
+from paperlib.lyrics.text_embedding import track_vector
+from paperlib.runtime.config import Asr, Vocals
+from paperlib.runtime.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, read_table
 
 VOCALS = Vocals(detector="silero", detector_model="")  # the paper's chunking, Silero VAD
 ASR = Asr()  # the paper's clean-up: min_words 4, max_repeats 3
@@ -146,8 +147,9 @@ def test_chunk_times_recut_the_teachers_chunks_exactly(tmp_path, inputs, tiny_tr
     """chunks.csv start_s/end_s are exact sample times: cutting the track there gives the very chunk the
     teacher transcribed (training re-cuts chunks this way). The track's length is not a whole number of
     milliseconds, so times rounded to ms would cut its last samples off."""
-    from paperlib import audio, vocals
-    from paperlib.features import cut_chunk
+    from paperlib.lyrics import vocals
+    from paperlib.model.features import cut_chunk
+    from paperlib.runtime import audio
 
     wave = sf.read(f"{inputs[0]}/a_speech.wav", dtype="float32")[0]
     wave = wave[: len(wave) // 16 * 16 - 5]
@@ -211,7 +213,7 @@ def test_tracks_share_whisper_batches_and_a_failing_batch_is_retried_track_by_tr
 ):
     """A batch mixing both tracks' chunks fails (as an out-of-memory would): each track is retried
     alone and both succeed with the same transcript."""
-    from paperlib import vocals
+    from paperlib.lyrics import vocals
 
     calls = []
 
@@ -241,7 +243,7 @@ def test_tracks_share_whisper_batches_and_a_failing_batch_is_retried_track_by_tr
 
 
 def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs, tiny_transcriber, minilm_embedder):
-    from paperlib import vocals
+    from paperlib.lyrics import vocals
 
     class FailsOnLoudChunks:
         batch_size = 8
@@ -266,7 +268,7 @@ def test_failure_inside_a_track_records_an_error_and_no_chunks(tmp_path, inputs,
 def test_asr_settings_drive_the_clean_up(tmp_path, inputs, tiny_transcriber, minilm_embedder):
     """asr_settings.min_words above the transcript's length drops every chunk: the track becomes instrumental;
     the wall-clock timings go to timings_path instead of out_dir."""
-    from paperlib import vocals
+    from paperlib.lyrics import vocals
 
     manifest = teacher.run_teacher(
         _two_speech_tracks(tmp_path, inputs, peaks=(0.5,)),
@@ -289,10 +291,10 @@ def test_encoder_states_are_kept_for_training(tmp_path, inputs, tiny_transcriber
     from the re-cut chunks; for another Whisper they are log-mel; a rerun without keeping removes them."""
     import json
 
-    from paperlib import vocals
-    from paperlib.model import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
-    from paperlib.pairs import build_pairs
-    from paperlib.training import encode_frames
+    from paperlib.lyrics import vocals
+    from paperlib.model.livi import HeadConfig, LiviHead, LiviModel, load_whisper_encoder
+    from paperlib.model.pairs import build_pairs
+    from paperlib.model.training import encode_frames
 
     class FailsOnLoudChunks:
         batch_size, model, source = 8, tiny_transcriber.model, tiny_transcriber.source
@@ -367,7 +369,7 @@ def test_cli_user_errors(tmp_path, capsys, models_dir, minilm):
 @pytest.mark.slow
 def test_twenty_minute_file(tmp_path, speak, tiny_transcriber, minilm_embedder):
     """A 20 min file (speech then near-silence): loaded in blocks, one row, instrumental by mean vocalness."""
-    from paperlib import vocals
+    from paperlib.lyrics import vocals
 
     wave = np.zeros(20 * 60 * SAMPLE_RATE, np.float32)
     speech = speak(SPEECH)
@@ -393,8 +395,8 @@ def test_corpus_quality_by_hand(tmp_path):
     """WER per vocal-level band and segment-level vocal detection on a hand-made teacher output."""
     import json
 
-    from paperlib import io
-    from paperlib.teacher import corpus_quality
+    from paperlib.lyrics.teacher import corpus_quality
+    from paperlib.runtime import io
 
     tracks = pd.DataFrame(
         {
@@ -543,7 +545,7 @@ def test_lyrics_hears_french_and_german_over_a_band(tmp_path, models_dir, whispe
     """`paperlib lyrics` with the demo's teacher (REPET-SIM + Silero, Whisper base detecting the language per chunk,
     multilingual-e5-small-q4) on Kokoro voices over a General-MIDI band at 0 dB SNR: each mix gives one chunk,
     transcribed in its own language, and chunks.csv records that language with Whisper's confidence."""
-    from paperlib import band, voices
+    from paperlib.data import band, voices
 
     for name, (language, text) in {"fr_mix": ("fr", FRENCH), "de_mix": ("de", GERMAN)}.items():
         voice = voices.speak(text, language, "kokoro/jm_kumo")

@@ -1,12 +1,12 @@
-"""paperlib.text: sentence embeddings (offline all-MiniLM-L6-v2) and the track vector; the loading
+"""paperlib.lyrics.text_embedding: sentence embeddings (offline all-MiniLM-L6-v2) and the track vector; the loading
 path of other sentence-transformers models (trust_remote_code) is tested with a tiny RANDOMLY
 INITIALISED BERT sentence-transformer built and saved here (its vectors carry no meaning)."""
 
 import numpy as np
 import pytest
 
-from paperlib.offline import ModelUnavailableError
-from paperlib.text import TextEmbedder, track_vector
+from paperlib.lyrics.text_embedding import TextEmbedder, track_vector
+from paperlib.weights.packaged import ModelUnavailableError
 
 
 def test_minilm_embeddings(minilm_embedder):
@@ -94,7 +94,7 @@ def test_model_card_prompts_and_tasks(tiny_random_sentence_model, monkeypatch):
     hub id decides, also when the weights come from a local folder (here: the tiny random model)."""
     from sentence_transformers import SentenceTransformer
 
-    from paperlib import text
+    from paperlib.lyrics import text_embedding
 
     calls = []
     real = SentenceTransformer.encode
@@ -106,11 +106,11 @@ def test_model_card_prompts_and_tasks(tiny_random_sentence_model, monkeypatch):
     monkeypatch.setattr(SentenceTransformer, "encode", recording)
     folder = str(tiny_random_sentence_model)
     for name in ("intfloat/multilingual-e5-small", "intfloat/multilingual-e5-large-instruct", folder):
-        text.TextEmbedder(folder, name=name, trust_remote_code=False).embed(["love you"])
-    assert calls == [{"prompt": "query: "}, {"prompt": text.E5_INSTRUCTION}, {}]
-    assert text.ENCODE_OPTIONS["jinaai/jina-embeddings-v3"] == {"task": "text-matching"}
-    prompted = text.TextEmbedder(folder, name="intfloat/multilingual-e5-small", trust_remote_code=False)
-    plain = text.TextEmbedder(folder, trust_remote_code=False)
+        text_embedding.TextEmbedder(folder, name=name, trust_remote_code=False).embed(["love you"])
+    assert calls == [{"prompt": "query: "}, {"prompt": text_embedding.E5_INSTRUCTION}, {}]
+    assert text_embedding.ENCODE_OPTIONS["jinaai/jina-embeddings-v3"] == {"task": "text-matching"}
+    prompted = text_embedding.TextEmbedder(folder, name="intfloat/multilingual-e5-small", trust_remote_code=False)
+    plain = text_embedding.TextEmbedder(folder, trust_remote_code=False)
     assert not np.allclose(prompted.embed(["love you"]), plain.embed(["love you"]))  # the prompt is encoded
 
 
@@ -119,7 +119,7 @@ def test_use_multilingual_finds_translations():
     (4 meanings × en/fr/de/it, paired with tests/test_e5.PARALLEL) is one of its translations."""
     from test_e5 import PARALLEL
 
-    from paperlib.text import USE_NAME, load_embedder
+    from paperlib.lyrics.text_embedding import USE_NAME, load_embedder
 
     embedder = load_embedder(USE_NAME)
     texts = [sentence for row in PARALLEL for sentence in row]

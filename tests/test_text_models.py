@@ -1,5 +1,5 @@
-"""paperlib.text_models (Table 1, §5.1) on a hand-made demo set: transcripts and editorial lyrics embedded by the
-packaged all-MiniLM-L6-v2, scored as lyrics-only version identification."""
+"""paperlib.evaluation.encoder_comparison (Table 1, §5.1) on a hand-made demo set: transcripts and editorial lyrics
+embedded by the packaged all-MiniLM-L6-v2, scored as lyrics-only version identification."""
 
 import dataclasses
 
@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import config, text_models
+from paperlib.evaluation import encoder_comparison
+from paperlib.runtime import config
 
 LYRICS = {
     "w1": "the harbor light is calling me home across the restless sea tonight",
@@ -63,7 +64,7 @@ def demo_set(tmp_path, minilm):
 
 
 def test_set_texts_joins_kept_transcripts_in_order_and_reads_lyrics(demo_set):
-    cliques, texts = text_models.set_texts("demo", demo_set)
+    cliques, texts = encoder_comparison.set_texts("demo", demo_set)
     assert len(cliques) == 7
     assert texts["transcribed"]["w2-v1"] == LYRICS["w2"]  # kept chunks joined, the dropped one left out
     assert "w1-v3" not in texts["transcribed"] and "w1-v3" not in texts["editorial"]
@@ -71,7 +72,7 @@ def test_set_texts_joins_kept_transcripts_in_order_and_reads_lyrics(demo_set):
 
 
 def test_table1_scores_each_model_and_lyrics_source(demo_set):
-    table, per_query = text_models.table1(demo_set)
+    table, per_query = encoder_comparison.table1(demo_set)
     assert table[["set", "lyrics", "model"]].values.tolist() == [
         ["demo", "transcribed", "all-MiniLM-L6-v2"],
         ["demo", "editorial", "all-MiniLM-L6-v2"],

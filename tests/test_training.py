@@ -1,5 +1,5 @@
-"""paperlib.training (loss, loop, and the train stage through `paperlib train`), paperlib.pairs and
-paperlib.checkpoint on a tiny, learnable stand-in: a randomly initialised tiny Whisper encoder and a fake
+"""paperlib.model.training (loss, loop, and the train stage through `paperlib train`), paperlib.model.pairs and
+paperlib.model.checkpoint on a tiny, learnable stand-in: a randomly initialised tiny Whisper encoder and a fake
 teacher folder written here (synthetic tone "tracks"; each work has its own random 8-d "lyrics" target
 shared by its versions, as covers share lyrics)."""
 
@@ -16,21 +16,21 @@ from conftest import tiny_whisper_config
 from transformers import WhisperFeatureExtractor
 
 from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
-from paperlib import config as settings
-from paperlib.checkpoint import (
+from paperlib.cli import main
+from paperlib.model.checkpoint import (
     load_checkpoint,
     load_feature_extractor,
     read_checkpoint_config,
     trained_settings,
     vocal_settings,
 )
-from paperlib.cli import main
-from paperlib.config import ConfigError, HeadConfig, Train, Vocals
-from paperlib.features import cut_chunk
-from paperlib.model import load_whisper_encoder
-from paperlib.pairs import build_pairs
-from paperlib.schema import read_tracks
-from paperlib.training import _Split, retrieval_metrics, train, validate
+from paperlib.model.features import cut_chunk
+from paperlib.model.livi import load_whisper_encoder
+from paperlib.model.pairs import build_pairs
+from paperlib.model.training import _Split, retrieval_metrics, train, validate
+from paperlib.runtime import config as settings
+from paperlib.runtime.config import ConfigError, HeadConfig, Train, Vocals
+from paperlib.runtime.schema import read_tracks
 
 ROOT = Path(__file__).parents[1]
 TEXT_DIM = 8
@@ -223,7 +223,7 @@ def test_monitor_val_loss_keeps_the_lowest_validation_loss(pairs, encoder, tmp_p
 
 def test_training_figure_marks_the_checkpoint_training_kept():
     """The marker follows `improved` (here: val loss kept epoch 2), not the highest val cosine (epoch 3)."""
-    from paperlib import reporting
+    from paperlib.reporting import report
 
     epochs = pd.DataFrame(
         {
@@ -236,7 +236,7 @@ def test_training_figure_marks_the_checkpoint_training_kept():
             "improved": [True, True, True, False],
         }
     )
-    fig = reporting.plot_training_curves(epochs)
+    fig = report.plot_training_curves(epochs)
     assert [line.get_xdata()[0] for line in fig.axes[1].lines if line.get_linestyle() == "--"] == [2]
 
 
@@ -285,8 +285,8 @@ def test_training_on_the_teachers_encoder_states_equals_training_on_its_own_fram
     same head as cached frames computed in train(), whatever cache_frames says."""
     import shutil
 
-    from paperlib.model import LiviHead, LiviModel
-    from paperlib.training import encode_frames
+    from paperlib.model.livi import LiviHead, LiviModel
+    from paperlib.model.training import encode_frames
 
     root, tracks = teacher
     copy = shutil.copytree(root, tmp_path / "teacher")
@@ -395,9 +395,9 @@ def test_the_progress_bar_does_not_change_training(pairs, encoder, tmp_path, mon
     the loader's generator: the loop must give the same run whichever bar is in use."""
     from tqdm.asyncio import tqdm_asyncio
 
-    import paperlib.training
+    import paperlib.model.training
 
     train(config(epochs=3), pairs, encoder, tmp_path / "std", head_config=HEAD)
-    monkeypatch.setattr(paperlib.training, "tqdm", tqdm_asyncio)
+    monkeypatch.setattr(paperlib.model.training, "tqdm", tqdm_asyncio)
     train(config(epochs=3), pairs, encoder, tmp_path / "asyncio", head_config=HEAD)
     assert (tmp_path / "std/train_log.csv").read_bytes() == (tmp_path / "asyncio/train_log.csv").read_bytes()

@@ -1,13 +1,14 @@
-"""paperlib.transcripts: the transcript baselines of Table 2 built from a teacher's output (t_global here; t_local
-is the teacher's own track vector) and the demo's teacher rows taken from the training teacher."""
+"""paperlib.lyrics.transcripts: the transcript baselines of Table 2 built from a teacher's output (t_global here;
+t_local is the teacher's own track vector) and the demo's teacher rows taken from the training teacher."""
 
 import json
 
 import numpy as np
 import pandas as pd
 
-from paperlib import io, transcripts
-from paperlib.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS
+from paperlib.lyrics import transcripts
+from paperlib.runtime import io
+from paperlib.runtime.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS
 
 
 def teacher_folder(folder, long_text: str):

@@ -1,5 +1,5 @@
-"""paperlib.vectors: embeddings files read, validated and written; clique tables, labelled embeddings, catalogues;
-track pooling and the stated precision of cosines. Expected values worked out by hand."""
+"""paperlib.runtime.vectors: embeddings files read, validated and written; clique tables, labelled embeddings,
+catalogues; track pooling and the stated precision of cosines. Expected values worked out by hand."""
 
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import vectors
-from paperlib.vectors import VectorError
+from paperlib.runtime import vectors
+from paperlib.runtime.vectors import VectorError
 
 
 # --------------------------------------------------------------------------- the validator
@@ -101,7 +101,7 @@ def test_read_embeddings_file_errors_are_one_line(npz, tmp_path):
 
 
 def test_a_shard_directory_is_read_and_validated_like_an_npz(tmp_path):
-    from paperlib import shards
+    from paperlib.runtime import shards
 
     writer = shards.ShardWriter(tmp_path / "run")
     writer.write([{"id": "a", "status": "ok", "vector": np.array([3.0, 4.0])}])
@@ -177,6 +177,6 @@ def test_read_catalogue_finds_the_manifest_next_to_the_npz(npz, tmp_path):
 
 # --------------------------------------------------------------------------- precision, weight
 def test_vectors_imports_no_torch():
-    code = "import sys, paperlib.vectors; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, paperlib.runtime.vectors; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""paperlib.vocals: window planning and slicing on hand-made scores, Silero VAD on real synthetic
+"""paperlib.lyrics.vocals: window planning and slicing on hand-made scores, Silero VAD on real synthetic
 speech (Piper TTS), and the Demucs path with a tiny RANDOMLY INITIALISED HTDemucs (no
 pretrained demucs weights are available offline: only shapes, ranges, bookkeeping are checked)."""
 
@@ -9,8 +9,7 @@ import pytest
 import soundfile as sf
 
 from paperlib import CHUNK_SAMPLES, SAMPLE_RATE
-from paperlib.audio import load_audio
-from paperlib.vocals import (
+from paperlib.lyrics.vocals import (
     DemucsDetector,
     RepetDetector,
     SileroDetector,
@@ -19,6 +18,7 @@ from paperlib.vocals import (
     slice_windows,
     vocal_chunks,
 )
+from paperlib.runtime.audio import load_audio
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -273,8 +273,8 @@ def test_demucs_unknown_model_is_a_clear_error(tiny_demucs_repo, tmp_path):
 
 def test_detector_for_builds_the_detector_of_the_vocal_settings(tiny_demucs_repo, speech):
     """detector_for(config.Vocals): Silero, or the demucs model of detector_model in detector_repo."""
-    from paperlib.config import Vocals
-    from paperlib.vocals import detector_for
+    from paperlib.lyrics.vocals import detector_for
+    from paperlib.runtime.config import Vocals
 
     assert isinstance(detector_for(Vocals(detector="silero", detector_model="")), SileroDetector)
     built = detector_for(Vocals(detector="demucs", detector_model="tiny_htdemucs", detector_repo=str(tiny_demucs_repo)))
@@ -293,7 +293,7 @@ def repet():
 @pytest.fixture(scope="module")
 def band_and_voice(speech):
     """A General-MIDI band (piano, strings, bass, drums; I-V-vi-IV in G at 100 bpm), 4 s intro + the speech + 3 s."""
-    from paperlib import band
+    from paperlib.data import band
 
     seconds = 4.0 + len(speech) / SAMPLE_RATE + 3.0
     arrangement = band.Arrangement(tonic="G", tempo_bpm=100, instruments=("piano", "strings", "bass", "drums"))
@@ -304,7 +304,7 @@ def test_repet_keeps_the_voice_over_a_band_and_not_the_band(repet, band_and_voic
     """Measured: the band alone scores at most 0.41 in a 1 s segment (its first bars, before they repeat; mean 0.05),
     below the 0.5 that makes a segment vocal; the voice at 0 dB over it scores about 0.8 on average over its span;
     the track is cut into one chunk that holds the whole voice."""
-    from paperlib import band
+    from paperlib.data import band
 
     accompaniment, voice = band_and_voice
     alone = repet.vocalness(accompaniment)
@@ -322,7 +322,7 @@ def test_repet_keeps_the_voice_over_a_band_and_not_the_band(repet, band_and_voic
 def test_repet_separates_block_by_block(repet, band_and_voice):
     """A wave is separated in blocks of whole segments (30 s): separating a long wave equals separating its blocks
     one by one; a block too short to repeat (≤ 2 × width_s) passes through; same bytes on a second call."""
-    from paperlib import band
+    from paperlib.data import band
 
     accompaniment, voice = band_and_voice
     mix = band.mix(voice, accompaniment, 3.0, intro_s=4.0)

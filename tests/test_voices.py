@@ -1,4 +1,4 @@
-"""paperlib.voices: Kokoro (every language) and Piper (English) speech, 16 kHz float32, deterministic; the model's
+"""paperlib.data.voices: Kokoro (every language) and Piper (English) speech, 16 kHz float32, deterministic; the model's
 sha256 checks; one-line errors naming the choices. Slow: Whisper base transcribes French and German Kokoro speech."""
 
 import hashlib
@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from paperlib import SAMPLE_RATE, voices
-from paperlib.voices import VoiceError
+from paperlib import SAMPLE_RATE
+from paperlib.data import voices
+from paperlib.data.voices import VoiceError
 
 SHORT = {"fr": "Bonjour à tous, merci beaucoup.", "de": "Guten Morgen, wie geht es dir?"}  # fast tier
 SENTENCES = {  # slow tier: two sentences per clip (Whisper base detects the language more surely on longer clips)
@@ -42,7 +43,8 @@ def test_kokoro_is_identical_in_another_process():
     text = SHORT["fr"]
     here = hashlib.sha256(voices.speak(text, "fr", KUMO).tobytes()).hexdigest()
     code = (
-        f"import hashlib; from paperlib import voices; print(hashlib.sha256(voices.speak({text!r}, 'fr')).hexdigest())"
+        "import hashlib; from paperlib.data import voices; "
+        f"print(hashlib.sha256(voices.speak({text!r}, 'fr')).hexdigest())"
     )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert there == here
@@ -151,7 +153,7 @@ def test_missing_package_names_what_to_install():
 @pytest.mark.slow
 def test_whisper_understands_kokoro(whisper_base):
     from paperlib import CHUNK_SAMPLES
-    from paperlib.asr import Transcriber, word_error_rate
+    from paperlib.lyrics.asr import Transcriber, word_error_rate
 
     languages = ("fr", "de")
     chunks = np.zeros((len(languages), CHUNK_SAMPLES), np.float32)
