@@ -47,7 +47,7 @@ from tqdm import tqdm
 from paperlib.harmonic.architectures import build_model
 from paperlib.harmonic.release import embed_track, track_vector
 from paperlib.model.features import log_mel
-from paperlib.runtime import config
+from paperlib.runtime import config, kernels
 from paperlib.runtime.io import atomic_path, rounded_tree
 
 SR = 16000
@@ -288,7 +288,8 @@ def markdown(settings: dict, rows: list[dict]) -> str:
     lines = [
         f"# CPU seconds per {settings['audio_seconds']:g} s track (random weights)",
         "",
-        f"{settings['cpu_model']}, {settings['threads']} torch thread(s), torch {settings['torch']}, "
+        f"{settings['cpu_model']}, {settings['threads']} torch thread(s), {settings['kernels']} kernels, "
+        f"torch {settings['torch']}, "
         f"{settings['repeats']} timed run(s) after one warm-up; {settings['weights']}",
         "",
         "| System | Architecture | Params (M) | Params at inference (M) | zdim | Segment (s) | Segments "
@@ -357,6 +358,9 @@ def main() -> None:
         "livi_encoder": livi["encoder"] if livi else cfg.models.whisper,
         "paper_livi_encoder": "whisper-large-v3-turbo (the livi-turbo row: its encoder shape, random weights)",
         "threads": torch.get_num_threads(),
+        "kernels": "native (PAPERLIB_NATIVE_KERNELS=1)"
+        if os.environ.get(kernels.NATIVE) == "1"
+        else f"pinned: {torch.backends.cpu.get_cpu_capability()} (paperlib.runtime.kernels, as the pipeline)",
         "repeats": args.repeats,
         "warmup": "one untimed call per system on a short input (one segment / one 30 s chunk)",
         "cpu_model": cpu_model(),

@@ -9,6 +9,10 @@ embeddings are L2-normalised float32 rows; a track id is a string.
 
 import importlib
 
+from paperlib.runtime import kernels
+
+kernels.pin()  # before numpy, torch or faiss load in this process (paperlib.runtime.kernels)
+
 SAMPLE_RATE = 16_000
 CHUNK_SECONDS = 30.0
 CHUNK_SAMPLES = int(SAMPLE_RATE * CHUNK_SECONDS)

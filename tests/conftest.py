@@ -123,13 +123,14 @@ def ray_local():
 
 
 # --------------------------------------------------------------------------- the pipeline in a copy
-def run_in(cmd: list[str], cwd):
-    """Run a command with this interpreter's scripts first on PATH; fail the test with its output tail."""
+def run_in(cmd: list[str], cwd, env: dict | None = None):
+    """Run a command with this interpreter's scripts first on PATH (and `env` added to the environment); fail the
+    test with its output tail."""
     import subprocess
     import sys
     from pathlib import Path
 
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"} | (env or {})
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc

@@ -2,8 +2,7 @@
 
 Argument parsing only, as paperlib.cli (whose settings helpers and UserError it shares); the work is in
 paperlib.harmonic.release (checkpoint loading, the embedding protocol) and paperlib.harmonic.systems (the engine job,
-the
-output files).
+the output files).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from paperlib.cli.common import (
     UserError,
@@ -127,8 +128,6 @@ def _add_lyrics(sub) -> None:
 
 
 def _run_lyrics(args) -> int:
-    from pathlib import Path
-
     from paperlib.lyrics import teacher
 
     cfg = engine_settings(args)
@@ -192,8 +191,6 @@ def _add_corpus(sub) -> None:
 
 
 def _run_corpus(args) -> int:
-    from pathlib import Path
-
     from paperlib.data import corpus, multilingual_corpus
 
     try:
@@ -358,29 +355,56 @@ def _run_import(args) -> int:
 def _add_determinism(sub) -> None:
     p = sub.add_parser(
         "check-determinism",
-        help="rerun the whole pipeline (dvc repro -f) and compare results/ byte for byte",
-        description="Hashes every file under results/ (except wall-clock timings in results/runtime/), "
-        "reruns `dvc repro -f`, hashes again; exit 1 and the differing files when they differ.",
+        help="rerun the whole pipeline (dvc repro -f) and compare results/ and dvc.lock byte for byte",
+        description="Hashes every file under results/ (except wall-clock timings in results/runtime/) and reads every "
+        "stage output's hash in dvc.lock, reruns `dvc repro -f` (with --env settings added to its environment, e.g. "
+        "an instruction set forced on the numerical libraries), compares both; exit 1 and the differing entries when "
+        "they differ.",
     )
     p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="environment of the rerun (repeatable)"
+    )
     p.set_defaults(run=_run_determinism)
 
 
 def _run_determinism(args) -> int:
+    import os
     import subprocess
 
-    from paperlib.evaluation.reporting import results_digest
+    from paperlib.reporting.report import results_digest
 
     before = results_digest(args.results)
     if not before:
         raise UserError(f"{args.results}/ is empty: run `dvc repro` first")
-    subprocess.run(["dvc", "repro", "-f"], check=True)
-    after = results_digest(args.results)
+    before |= _lock_outputs()
+    env = os.environ | dict(_key_value(item) for item in args.env)
+    subprocess.run(["dvc", "repro", "-f"], check=True, env=env)
+    after = results_digest(args.results) | _lock_outputs()
     differing = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     for name in differing:
         print(f"differs: {name}", file=sys.stderr)
-    print(f"{len(before)} result files compared, {len(differing)} differ", file=sys.stderr)
+    print(f"{len(before)} result files and stage outputs compared, {len(differing)} differ", file=sys.stderr)
     return 1 if differing else 0
+
+
+def _lock_outputs(lock: str = "dvc.lock") -> dict[str, str]:
+    """dvc.lock:<stage>:<out> → the hash DVC recorded for that stage output."""
+    import yaml
+
+    stages = yaml.safe_load(Path(lock).read_text())["stages"] if Path(lock).is_file() else {}
+    return {
+        f"dvc.lock:{name}:{out['path']}": str(out.get("md5"))
+        for name, st in stages.items()
+        for out in st.get("outs", [])
+    }
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"--env {item!r}: expected KEY=VALUE")
+    return key, value
 
 
 ADDERS = [

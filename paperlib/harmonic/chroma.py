@@ -76,8 +76,8 @@ def describe(wave: np.ndarray, patch_beats: int, power: float, max_seconds: floa
 @dataclass(frozen=True)
 class ChromaJob:
     """The 2DFTM baseline as an engine job (paperlib.runtime.engine): all of its work is the CPU prepare step; rows
-    carry
-    `vector` and n_chunks = the number of patches. A track it cannot describe is an "error" row with the reason."""
+    carry `vector` and n_chunks = the number of patches. A track it cannot describe is an "error" row with the
+    reason."""
 
     patch_beats: int = 75
     power: float = 1.96

@@ -76,8 +76,7 @@ def load_release_checkpoint(path: str | Path) -> tuple[HarmonicModel, Any]:
 
 def release_architecture(path: str | Path) -> str:
     """The architecture (paperlib.harmonic.architectures name: bytecover2x, clews, cqtnet, dvinetp) of a release
-    checkpoint,
-    from the configuration.yaml beside it (else from the checkpoint's own conf, which loads the file)."""
+    checkpoint, from the configuration.yaml beside it (else from the checkpoint's own conf, which loads the file)."""
     from omegaconf import DictConfig, OmegaConf
 
     path = Path(path)

@@ -4,8 +4,7 @@ sets, §5.4), in <transcripts>/<set>/ (schema.set_dir). Nothing here reads the L
   cliques.csv                          every expected track (id, clique, path; "" when the audio is missing)
   manifest.csv, chunks.csv, chunk_text_embeddings.npy, text_embeddings.npz, vocalness.npz
                                        the teacher's files (paperlib.lyrics.teacher) of the set's tracks: for the demo
-                                       the
-                                       training teacher's rows of its test tracks (it transcribed the whole corpus
+                                       the training teacher's rows of its test tracks (it transcribed the whole corpus
                                        with these settings), for a benchmark a run of the teacher (`vocals.*`,
                                        `asr.*`) on the engine (its shards in shards/)
   asr.npz, asr.manifest.csv            t_local: the mean of the kept chunk transcripts' embeddings

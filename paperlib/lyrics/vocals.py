@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from paperlib import SAMPLE_RATE
+from paperlib.runtime.io import verified
 
 BACKENDS = ("repet", "silero", "demucs")
 
@@ -48,6 +49,13 @@ def _segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.diff(cumulative[bounds])
 
 
+SILERO_FILES = {
+    "sequence": ("silero_vad_16k_sequence.onnx", "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85"),
+    "jit": ("silero_vad.jit", "e1122837f4154c511485fe0b9c64455f7b929c96fbb8d79fbdb336383ebd3720"),
+}
+"""Silero engine -> its model file in silero-vad 6.2.3 (package silero_vad/data) and that file's sha256."""
+
+
 def _load_silero(engine: str):
     import torch
 
@@ -55,8 +63,10 @@ def _load_silero(engine: str):
     import silero_vad  # importing it calls torch.set_num_threads(1) process-wide: undo that
 
     torch.set_num_threads(threads)
-    if engine not in ("sequence", "jit"):
+    if engine not in SILERO_FILES:
         raise ValueError(f"unknown Silero engine {engine!r}; choose 'sequence' or 'jit'")
+    name, sha256 = SILERO_FILES[engine]
+    verified(Path(silero_vad.__file__).parent / "data" / name, sha256)
     return silero_vad.load_silero_vad(sequence=engine == "sequence")
 
 

@@ -208,9 +208,8 @@ def plot_first_rank(per_query: pd.DataFrame) -> plt.Figure:
 
 @styled
 def plot_conditions(by_kind: pd.DataFrame) -> plt.Figure:
-    """Where lyrics win and where harmony wins (paperlib.evaluation.conditions' table of one set): HR@1 over all
-    tracks of each
-    version kind (a track a system cannot embed is a miss) and the rate at which a distractor work outranks the
+    """Where lyrics win and where harmony wins (paperlib.evaluation.conditions' table of one set): HR@1 over all tracks
+    of each version kind (a track a system cannot embed is a miss) and the rate at which a distractor work outranks the
     true versions, per system; plotted at VALUE_DECIMALS decimals."""
     shown = by_kind.assign(HR1_all=rounded(by_kind["HR1_all"], VALUE_DECIMALS))
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2), width_ratios=(3, 1.2))

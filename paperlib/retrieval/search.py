@@ -1,6 +1,5 @@
 """Finding the covers of recordings in a catalogue: audio → LIVI track vector (paperlib.model.inference, no
-transcription)
-→ cosine search in an index (paperlib.retrieval.index).
+transcription) → cosine search in an index (paperlib.retrieval.index).
 
 A result is one dict per query: {"query": id, "status": ok | instrumental | error, ["reason"], "hits":
 [{"id", "score"}, ...]} with hits best first (score = cosine) and none unless the status is ok; a query whose

