@@ -8,10 +8,15 @@ embeddings are L2-normalised float32 rows; a track id is a string.
 """
 
 import importlib
+import logging
 
 from paperlib.runtime import kernels
 
-kernels.pin()  # before numpy, torch or faiss load in this process (paperlib.runtime.kernels)
+if kernels.pin() and kernels.loaded_before():  # before numpy, torch or faiss load in this process
+    logging.getLogger(__name__).warning(
+        "%s loaded before paperlib: their kernels follow this CPU, not paperlib.runtime.kernels (import it first)",
+        ", ".join(kernels.loaded_before()),
+    )
 
 SAMPLE_RATE = 16_000
 CHUNK_SECONDS = 30.0

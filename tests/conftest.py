@@ -8,6 +8,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 # parallel torch ops (e.g. torch.isin in Whisper's token suppression) ~100x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# First: pins the CPU kernels (paperlib.runtime.kernels) before numpy, torch and faiss load in this process, so that
+# the tests' in-process results and their subprocesses and Ray workers run the same kernels.
+import paperlib  # noqa: E402, F401, I001
 
 # --------------------------------------------------------------------------- speech and offline models
 import numpy as np  # noqa: E402

@@ -496,7 +496,8 @@ def test_the_teacher_stage_on_ray_writes_the_local_stage_files(stage_dir, ray_lo
 
 DRIVER = """
 import sys, time
-from paperlib import cli, teacher
+from paperlib import cli
+from paperlib.lyrics import teacher
 step = teacher.transcribe_tracks
 def slow(*args, **kw):
     time.sleep(1.0)

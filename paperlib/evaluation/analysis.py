@@ -95,6 +95,18 @@ def harmonic_speed(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(json.loads(path.read_text())["rows"])
 
 
+def trainable_parameters(speed: pd.DataFrame) -> dict[str, float]:
+    """Trainable parameters of harmonic_speed's rows, by label "<system> (real shape)": a harmonic system trains all
+    of its parameters, LIVI only its head (the Whisper encoder is frozen); the demo's own LIVI row is left out (the
+    checkpoint gives it)."""
+    return {
+        f"{row.system} (real shape)": float(row.params_head_M if row.architecture.startswith("livi") else row.params_M)
+        * 1e6
+        for row in speed.itertuples()
+        if row.architecture != "livi"
+    }
+
+
 def _runtime_row(name: str, pipeline: str, batching: str, pre: pd.Series, model: pd.Series) -> dict:
     return {
         "set": name,

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from paperlib.runtime import engine
 from paperlib.runtime.errors import PaperlibError
@@ -65,11 +66,13 @@ def fingerprint(chroma: np.ndarray, patch_beats: int = 75, power: float = 1.96) 
 
 
 def describe(wave: np.ndarray, patch_beats: int, power: float, max_seconds: float | None, sr: int = SR):
-    """(manifest fields, 2DFTM vector) of one wave cut to its first max_seconds (None: whole)."""
+    """(manifest fields, 2DFTM vector) of one wave cut to its first max_seconds (None: whole). One BLAS thread: the
+    same sums in this process and in a one-CPU Ray task."""
     start = time.perf_counter()
     if max_seconds is not None:
         wave = wave[: int(sr * max_seconds)]
-    vector, patches = fingerprint(beat_chroma(wave, sr), patch_beats, power)
+    with threadpool_limits(limits=1, user_api="blas"):
+        vector, patches = fingerprint(beat_chroma(wave, sr), patch_beats, power)
     return {"n_chunks": patches, "t_model_s": time.perf_counter() - start}, vector
 
 

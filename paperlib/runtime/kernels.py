@@ -6,8 +6,10 @@ otherwise) and the order of their sums with them. KERNELS fixes that choice at A
 x86-64 server CPU of the last decade has, through each library's documented setting:
 
   ATEN_CPU_CAPABILITY=avx2                   torch's vectorised operators (ATen CPU dispatch)
-  MKL_ENABLE_INSTRUCTIONS=AVX2, MKL_CBWR=AVX2 torch's BLAS (oneMKL): AVX2 code path, conditional numerical
-                                              reproducibility (the same blocking on every AVX2 CPU)
+  MKL_ENABLE_INSTRUCTIONS=AVX2,             torch's BLAS (oneMKL): AVX2 code path, conditional numerical
+  MKL_CBWR=AVX2,STRICT                       reproducibility in its strict mode (the same sums on every AVX2 CPU,
+                                             whatever the number of threads: a Ray actor with one thread and this
+                                             process with two agree)
   ONEDNN_MAX_CPU_ISA=AVX2                    torch's convolutions (oneDNN)
   OPENBLAS_CORETYPE=Haswell                  numpy's, scipy's and scikit-learn's BLAS (OpenBLAS, its AVX2 kernels)
   FAISS_SIMD_LEVEL=AVX2                      faiss' dispatched distance kernels
@@ -30,7 +32,7 @@ from collections.abc import MutableMapping
 KERNELS = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-    "MKL_CBWR": "AVX2",
+    "MKL_CBWR": "AVX2,STRICT",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "OPENBLAS_CORETYPE": "Haswell",
     "FAISS_SIMD_LEVEL": "AVX2",
