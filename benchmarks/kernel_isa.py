@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from paperlib.runtime.io import atomic_path, write_json
+from paperlib.runtime.io import atomic_path, rounded_tree, write_json
 from paperlib.runtime.kernels import KERNELS, NATIVE
 
 ROOT = Path(__file__).parents[1]
@@ -150,7 +150,7 @@ def main() -> None:
         "runs": [{k: v for k, v in r.items() if k != "digests"} for r in runs],
         "pairs": pairs,
     }
-    write_json(report, f"{args.out}.json")
+    write_json(rounded_tree(report), f"{args.out}.json")
     with atomic_path(f"{args.out}.md") as tmp:
         tmp.write_text(markdown(report))
     print(markdown(report))
