@@ -50,16 +50,25 @@ def add_index(sub) -> None:
         "(EMBEDDINGS.manifest.csv, as `paperlib embed` writes it) names them, the audio paths. Written atomically.",
     )
     actions = p.add_subparsers(dest="action", required=True)
-    build = actions.add_parser("build", help="index an embeddings npz (id -> vector) of `paperlib embed`")
-    build.add_argument("embeddings", help="npz: track id -> vector, or id -> (chunks, dim) array")
+    build = actions.add_parser(
+        "build",
+        help="index embeddings files (npz or shard folders of `paperlib embed`), streamed one file or shard at a time",
+        description="Reads the embeddings twice: a training sample (--train tracks, those whose ids hash lowest), "
+        "then every track. A two-tier factory (…,RFlat or …,Refine(SQfp16)) keeps only its first tier in memory and "
+        "streams the re-ranking vectors into the index file: catalogues larger than memory.",
+    )
+    build.add_argument("embeddings", nargs="+", help="npz (id -> vector or (chunks, dim) array) or shard folders")
     build.add_argument("--out", required=True, help="index file to write")
+    build.add_argument(
+        "--train", type=int, help="tracks to train IVF/PQ/SQ/PCA on (default: paperlib.retrieval.index.TRAIN_ROWS)"
+    )
     build.add_argument(
         "--factory", default="Flat", help="faiss index_factory string (default Flat: exact); e.g. IVF1024,PQ96x4fs"
     )
     build.add_argument(
         "--search-params", default="", help="faiss search parameters, e.g. nprobe=32 (default: nprobe=16 / efSearch=64)"
     )
-    build.add_argument("--manifest", help="csv with id,path (default: EMBEDDINGS with suffix .manifest.csv, if any)")
+    build.add_argument("--manifest", help="csv with id,path (default: each EMBEDDINGS' .manifest.csv, if any)")
     add = actions.add_parser("add", help="add tracks to an index without rebuilding it")
     add.add_argument("index", help="index file (rewritten)")
     add.add_argument("embeddings", help="npz of the new tracks")
@@ -71,23 +80,32 @@ def add_index(sub) -> None:
 
 
 def _run_index(args) -> int:
-    from paperlib.retrieval.index import CoverIndex, RetrievalError, read_catalogue
+    from paperlib.retrieval.index import TRAIN_ROWS, CoverIndex, read_catalogue
+    from paperlib.runtime.vectors import VectorError, iter_catalogue
 
     try:
         if args.action == "info":
             print(json.dumps(CoverIndex.load(args.index, mapped=True).info()))
             return 0
-        ids, vectors, paths = read_catalogue(args.embeddings, args.manifest)
         if args.action == "build":
-            index = CoverIndex.build(ids, vectors, args.factory, paths, args.search_params)
-            replaced, target = 0, args.out
-        else:
-            index, target = CoverIndex.load(args.index), args.index
-            replaced = index.add(ids, vectors, paths, replace=args.replace)
-        index.save(target)
-    except RetrievalError as exc:
+            if args.train is not None and args.train < 1:
+                raise common.UserError(f"--train must be at least 1, got {args.train}")
+            index = CoverIndex.build_file(
+                args.out,
+                lambda: iter_catalogue(args.embeddings, args.manifest),
+                args.factory,
+                args.search_params,
+                args.train or TRAIN_ROWS,
+            )
+            print(f"{args.out}: {len(index)} tracks", file=sys.stderr)
+            return 0
+        ids, vectors, paths = read_catalogue(args.embeddings, args.manifest)
+        index = CoverIndex.load(args.index, mapped=True)  # a two-tier index's re-ranking vectors stay on disk
+        replaced = index.add(ids, vectors, paths, replace=args.replace)
+        index.save(args.index)
+    except VectorError as exc:  # RetrievalError is one
         raise common.UserError(str(exc)) from None
-    print(f"{target}: {len(index)} tracks ({len(ids) - replaced} added, {replaced} replaced)", file=sys.stderr)
+    print(f"{args.index}: {len(index)} tracks ({len(ids) - replaced} added, {replaced} replaced)", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,9 @@ track when known ("" otherwise), which rows are live (`add(..., replace=True)` r
 re-added id instead of rebuilding; retired rows are never returned) and the settings. With the faiss index
 first, `load(..., mapped=True)` memory-maps its flat vectors (faiss IO_FLAG_MMAP_IFC): a two-tier index such
 as "IVF1024,PQ384x4fs,RFlat" then keeps only its compact codes in memory and reads the vectors it re-ranks
-from the file. Every problem with an index or a query is a `RetrievalError` whose message is one line.
+from the file. `build_file` streams a catalogue larger than memory into such a file, and `add` to a mapped two-tier
+index spools the new codes until `save` (paperlib.retrieval.two_tier); a mapped one-tier index is read into memory
+to grow. Every problem with an index or a query is a `RetrievalError` whose message is one line.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import os
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
+from paperlib.retrieval import two_tier
 from paperlib.runtime import vectors as vector_files
 from paperlib.runtime.io import append_npz, atomic_path
 from paperlib.runtime.vectors import VectorError, normalise
@@ -36,6 +40,10 @@ FORMAT = "livi-index/2"
 DEFAULT_SEARCH_PARAMS = {"IVF": "nprobe=16", "HNSW": "efSearch=64", "Refine": "k_factor_rf=16"}
 """faiss search parameters an index gets unless it is built with others (IVF lists probed, HNSW beam, and for a
 two-tier `…,RFlat` index the first tier's candidates re-ranked per hit)."""
+TRAIN_ROWS = 262_144
+"""Tracks a streamed build trains on (`training_sample`): 64 per list of an IVF4096 coarse quantizer."""
+Chunk = tuple[Sequence[str], np.ndarray, Sequence[str] | None]
+"""(track ids, their vectors [n, d], their audio paths or None): one piece of a streamed catalogue."""
 
 
 class RetrievalError(VectorError):
@@ -107,24 +115,64 @@ class CoverIndex:
         self.live = np.zeros(0, dtype=bool)
         self.mapped = False
         self._row: dict[str, int] = {}
+        self._codes: two_tier.Codes | None = None  # a two-tier index's refine codes when kept outside faiss
+        self._path: str | None = None
         self._apply_search_params()
 
     @classmethod
     def build(
         cls, ids: Iterable, vectors, factory: str = "Flat", paths: Sequence[str] | None = None, search_params: str = ""
     ) -> CoverIndex:
-        """A new index over `vectors` [n, d] (any norm) with track ids `ids` (unique)."""
+        """A new index over `vectors` [n, d] (any norm) with track ids `ids` (unique), in memory; trained, when its
+        factory needs it, on the `training_sample` of the tracks, as `build_file` is."""
         ids = [str(i) for i in ids]
         if not ids:
             raise RetrievalError("no tracks to index")
         x = check_vectors(vectors, ids)
+        index = cls._trained(training_sample([(ids, x, None)]), factory, search_params)
+        index.add(ids, x, paths)
+        return index
+
+    @classmethod
+    def build_file(
+        cls,
+        out: str | os.PathLike,
+        chunks: Callable[[], Iterable[Chunk]],
+        factory: str = "Flat",
+        search_params: str = "",
+        train_rows: int = TRAIN_ROWS,
+        progress: bool | None = None,
+    ) -> CoverIndex:
+        """An index over a catalogue streamed in chunks, written to `out` and loaded back mapped. `chunks()` is
+        iterated twice: for the training sample (`training_sample`), then to add every track. A two-tier index
+        (…,RFlat or …,Refine(SQfp16)) keeps only its first tier in memory: its refine codes are spooled beside
+        `out` and streamed into the file (paperlib.retrieval.two_tier); any other index is built in memory.
+        Memory: the first tier, the sample and one chunk. progress: tqdm bars (None: when stderr is a terminal)."""
+        index = cls._trained(training_sample(chunks(), train_rows, progress), factory, search_params)
+        refine = two_tier.refine_tier(index.index)
+        if refine is not None:
+            index._codes = two_tier.Codes(int(refine.code_size), spool_dir=str(Path(out).resolve().parent))
+        try:
+            with tqdm(desc="index", unit=" tracks", disable=None if progress is None else not progress) as bar:
+                for ids, vectors, paths in chunks():
+                    bar.update(len(ids))
+                    index.add(ids, vectors, paths)
+            index.save(out)
+        finally:
+            if index._codes is not None:
+                index._codes.close()
+        del index  # the builder's first tier and ids go before the file's are read back
+        return cls.load(out, mapped=True)
+
+    @classmethod
+    def _trained(cls, x: np.ndarray, factory: str, search_params: str) -> CoverIndex:
+        """An empty index of `factory` trained on unit rows x (PCA/IVF/PQ/SQ: k-means with faiss' fixed seed)."""
         index = cls(x.shape[1], factory, search_params)
-        if not index.index.is_trained:  # PCA/IVF/PQ/SQ: k-means with faiss' fixed default seed
+        if not index.index.is_trained:
             try:
                 train(index.index, x)
             except RuntimeError as exc:
                 raise RetrievalError(f"cannot train {factory!r} on {len(x)} tracks: {faiss_message(exc)}") from None
-        index.add(ids, x, paths)
         return index
 
     def _apply_search_params(self) -> None:
@@ -149,10 +197,6 @@ class CoverIndex:
     def add(self, ids: Iterable, vectors, paths: Sequence[str] | None = None, replace: bool = False) -> int:
         """Add tracks; an id already present is a RetrievalError unless `replace` (its old row is retired).
         Returns the number of ids that replaced an existing track."""
-        if self.mapped:
-            raise RetrievalError(
-                "an index loaded with its vectors memory-mapped is read-only: load it with mapped=False"
-            )
         ids = [str(i) for i in ids]
         x = check_vectors(vectors, ids, self.dim)
         paths = [str(p) for p in paths] if paths is not None else [""] * len(ids)
@@ -168,8 +212,15 @@ class CoverIndex:
         if not ids:
             return 0
         self.live[[self._row.pop(i) for i in present]] = False
-        first = self.index.ntotal
-        self.index.add(x)
+        first = len(self.ids)
+        if self._codes is not None:  # two tiers kept on disk: the refine codes are spooled until `save`
+            two_tier.first_tier(self.index).add(x)
+            self._codes.append(two_tier.encode(self.index, x))
+        else:
+            if self.mapped:  # a one-tier index is read into memory to grow
+                self.index, self.mapped = faiss.read_index(self._path), False
+                self._apply_search_params()
+            self.index.add(x)
         self.ids += ids
         self.paths += paths
         self.live = np.concatenate([self.live, np.ones(len(ids), dtype=bool)])
@@ -197,6 +248,8 @@ class CoverIndex:
         """
         if len(self) == 0:
             raise RetrievalError("the index has no tracks")
+        if self._codes is not None and self._codes.spooled:
+            raise RetrievalError("tracks added to a two-tier index on disk are searchable once it is saved and loaded")
         x = check_vectors(queries, [f"query {n}" for n in range(len(queries))], self.dim, "query")
         exclude = np.full(len(x), -1, np.int64) if exclude is None else np.asarray(exclude, np.int64)
         k = max(1, min(int(k), len(self)))
@@ -230,8 +283,12 @@ class CoverIndex:
         bytes (serialised) and the bytes of flat vectors among them that `load(mapped=True)` reads from the file
         instead of memory; per faiss row, the bytes kept in memory when mapped."""
         # a mapped index is the file's, unchanged: its size there, not a serialised copy of every mapped vector
-        size = self._faiss_bytes if self.mapped else int(faiss.serialize_index(self.index).size)
-        vectors = flat_vector_bytes(self.index)
+        if self._codes is not None and (self._codes.spooled or not self.mapped):
+            vectors = self._codes.nbytes
+            size = int(faiss.serialize_index(two_tier.first_tier(self.index)).size) + vectors
+        else:
+            size = self._faiss_bytes if self.mapped else int(faiss.serialize_index(self.index).size)
+            vectors = flat_vector_bytes(self.index)
         return {
             "format": FORMAT,
             "factory": self.factory,
@@ -242,7 +299,7 @@ class CoverIndex:
             "with_paths": sum(bool(self.paths[r]) for r in self._row.values()),
             "faiss_bytes": size,
             "mappable_bytes": vectors,
-            "memory_bytes_per_row": round((size - vectors) / max(self.index.ntotal, 1), 1),
+            "memory_bytes_per_row": round((size - vectors) / max(len(self.ids), 1), 1),
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -251,7 +308,11 @@ class CoverIndex:
         members = {"meta": np.array(json.dumps(meta)), "ids": np.array(self.ids, dtype=str)}
         members |= {"paths": np.array(self.paths, dtype=str), "live": self.live}
         with atomic_path(path) as tmp:
-            faiss.write_index(self.index, str(tmp))
+            if self._codes is None:
+                faiss.write_index(self.index, str(tmp))
+            else:
+                with open(tmp, "wb") as out:
+                    two_tier.write(out, self.index, self._codes)
             append_npz(tmp, members)
 
     @classmethod
@@ -271,19 +332,55 @@ class CoverIndex:
             faiss_index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
         except RuntimeError as exc:
             raise RetrievalError(f"index file {path} is corrupt ({faiss_message(exc)})") from None
-        ids, paths, live = [str(i) for i in members["ids"]], [str(p) for p in members["paths"]], members["live"]
+        ids, paths, live = members.pop("ids").tolist(), members.pop("paths").tolist(), members.pop("live")
         if not len(ids) == len(paths) == len(live) == faiss_index.ntotal:
             raise RetrievalError(f"index file {path} is corrupt: {faiss_index.ntotal} vectors but {len(ids)} ids")
         index = cls.__new__(cls)
         index.index, index.factory, index.search_params = faiss_index, meta["factory"], meta["search_params"]
         index.ids, index.paths, index.live, index.mapped = ids, paths, live.astype(bool), mapped
-        index._faiss_bytes = faiss_bytes
+        index._faiss_bytes, index._path = faiss_bytes, str(path)
+        index._codes = None
+        if mapped and two_tier.refine_tier(faiss_index) is not None:
+            try:
+                index._codes = two_tier.mapped_codes(path, faiss_index, faiss_bytes)
+            except ValueError as exc:
+                raise RetrievalError(f"index file {path} is corrupt ({exc})") from None
         index._row = {ids[r]: int(r) for r in np.flatnonzero(index.live)}
         index._apply_search_params()
         return index
 
 
 MEMBERS = ("meta", "ids", "paths", "live")
+
+
+def training_sample(chunks: Iterable[Chunk], rows: int = TRAIN_ROWS, progress: bool | None = False) -> np.ndarray:
+    """The unit vectors [≤ rows, d] of the `rows` tracks whose ids hash lowest (pandas' hash_array, a fixed key),
+    in hash order: the same sample whatever the catalogue's order or chunking. RetrievalError when it is empty."""
+    keys, sample = np.empty(0, np.uint64), None
+    bars = None if progress is None else not progress
+    for ids, vectors, _ in tqdm(chunks, desc="training sample", unit=" chunks", disable=bars):
+        ids = [str(i) for i in ids]
+        x = check_vectors(vectors, ids, None if sample is None else sample.shape[1])
+        k = pd.util.hash_array(np.asarray(ids, dtype=object))
+        room = rows - len(keys)  # fill the sample first, then swap rows in
+        keys = np.concatenate([keys, k[:room]])
+        sample = x[:room] if sample is None else np.vstack([sample, x[:room]])
+        keys, sample = _swap_lower(keys, sample, k[room:], x[room:])
+    if sample is None or not len(sample):
+        raise RetrievalError("no tracks to index")
+    return sample[np.argsort(keys, kind="stable")]
+
+
+def _swap_lower(keys: np.ndarray, sample: np.ndarray, k: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, sample) with the rows of x whose keys k are among the len(keys) lowest of both put in place of the
+    rows they displace (in place: no copy of the sample)."""
+    if not len(k):
+        return keys, sample
+    keep = np.argsort(np.concatenate([keys, k]), kind="stable")[: len(keys)]
+    entering = keep[keep >= len(keys)] - len(keys)
+    slots = np.setdiff1d(np.arange(len(keys)), keep[keep < len(keys)])
+    keys[slots], sample[slots] = k[entering], x[entering]
+    return keys, sample
 
 
 def _read_members(path) -> tuple[dict[str, np.ndarray], int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -137,29 +138,39 @@ def read_rows(folder: str | os.PathLike, arrays: bool = False) -> pd.DataFrame:
 def read_vectors(folder: str | os.PathLike, column: str = VECTOR) -> dict[str, np.ndarray]:
     """id → float32 vector [d] of `column` for the rows with status "ok", in writing order (read column-wise:
     no Python object per number). Raises ShardError when there is no shard, the column, or an id appears twice."""
+    vectors: dict[str, np.ndarray] = {}
+    for part in iter_vectors(folder, column):
+        twice = [i for i in part if i in vectors]
+        if twice:
+            raise ShardError(f"id written twice in {folder}: {twice[0]}")
+        vectors |= part
+    return vectors
+
+
+def iter_vectors(folder: str | os.PathLike, column: str = VECTOR) -> Iterator[dict[str, np.ndarray]]:
+    """`read_vectors` one shard at a time (memory: one shard); a shard without such rows yields {}."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     files = shard_files(folder)
     if not files:
         raise ShardError(f"no shards (part-*.parquet) in {folder}")
-    vectors: dict[str, np.ndarray] = {}
     for path in files:
         if column not in pq.read_schema(path).names:
             raise ShardError(f"shard {path} has no column {column!r}")
         table = pq.read_table(path, columns=["id", "status", column])
         table = table.filter(pc.equal(table["status"], "ok"))
         if not table.num_rows:
+            yield {}
             continue
         values = table[column].combine_chunks()
         flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
         offsets = values.offsets.to_numpy()
         offsets = offsets - offsets[0]  # flatten() starts at the first offset of a sliced array
-        for i, track_id in enumerate(table["id"].to_pylist()):
-            if track_id in vectors:
-                raise ShardError(f"id written twice in {folder}: {track_id}")
-            vectors[track_id] = flat[offsets[i] : offsets[i + 1]]
-    return vectors
+        ids = table["id"].to_pylist()
+        if len(set(ids)) < len(ids):
+            raise ShardError(f"id written twice in {folder}: {pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]}")
+        yield {track_id: flat[offsets[i] : offsets[i + 1]] for i, track_id in enumerate(ids)}
 
 
 def as_array(value) -> np.ndarray:

@@ -209,7 +209,33 @@ def read_catalogue(
     suffix .manifest.csv as `paperlib embed` writes it, DIR/manifest.csv of a shard directory, when present;
     None without one), "" for ids it lacks. VectorError."""
     ids, vectors = read_vectors(embeddings)
-    return ids, vectors, _manifest_paths(manifest, embeddings, ids)
+    return ids, vectors, _paths(_read_manifest(manifest, embeddings), ids)
+
+
+def iter_catalogue(
+    embeddings: Sequence[str | os.PathLike], manifest: str | os.PathLike | None = None
+) -> Iterator[tuple[list[str], np.ndarray, list[str] | None]]:
+    """`read_catalogue` of each embeddings file in turn, a shard directory one shard at a time: a catalogue
+    larger than memory, streamed (memory: one file or shard). `manifest` (CSV id,path) serves every file;
+    without it each file's default manifest does. VectorError."""
+    for path in embeddings:
+        known = _read_manifest(manifest, path)
+        for ids, vectors in _pieces(path):
+            yield ids, vectors, _paths(known, ids)
+
+
+def _pieces(path) -> Iterator[tuple[list[str], np.ndarray]]:
+    if not Path(path).is_dir():
+        yield read_vectors(path)
+        return
+    from paperlib.runtime import shards
+
+    try:
+        for part in shards.iter_vectors(path):
+            if part:
+                yield list(part), track_vectors(part.values(), list(part), str(path))
+    except (shards.ShardError, OSError) as exc:
+        raise VectorError(str(exc).splitlines()[0]) from None
 
 
 def _default_manifest(embeddings) -> Path:
@@ -217,7 +243,8 @@ def _default_manifest(embeddings) -> Path:
     return embeddings / "manifest.csv" if embeddings.is_dir() else embeddings.with_suffix(".manifest.csv")
 
 
-def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
+def _read_manifest(manifest, embeddings) -> dict[str, str] | None:
+    """id → audio path of `manifest` (or the embeddings' default manifest, None when there is none)."""
     path = Path(manifest or _default_manifest(embeddings))
     if not path.is_file():
         if manifest:
@@ -229,5 +256,8 @@ def _manifest_paths(manifest, embeddings, ids: list[str]) -> list[str] | None:
         raise VectorError(f"manifest {path} is not a readable CSV ({type(exc).__name__})") from None
     if not {"id", "path"} <= set(table.columns):
         raise VectorError(f"manifest {path} lacks column(s) id, path")
-    known = dict(zip(table["id"], table["path"]))
-    return [known.get(i, "") for i in ids]
+    return dict(zip(table["id"], table["path"]))
+
+
+def _paths(known: dict[str, str] | None, ids: list[str]) -> list[str] | None:
+    return None if known is None else [known.get(i, "") for i in ids]
