@@ -35,9 +35,8 @@ from paperlib.model.livi import LiviModel
 from paperlib.runtime import engine, shards
 from paperlib.runtime.audio import record_failure
 from paperlib.runtime.config import Config, Vocals, to_dict
-from paperlib.runtime.io import save_npz, write_csv
 from paperlib.runtime.schema import MANIFEST_COLUMNS
-from paperlib.runtime.vectors import track_embedding
+from paperlib.runtime.vectors import track_embedding, write_system
 
 log = logging.getLogger(__name__)
 
@@ -275,18 +274,13 @@ def write_outputs(
 ) -> dict[str, Path]:
     """OUT.npz (id → track vector, ok ids in manifest order), OUT.manifest.csv (deterministic),
     OUT.timings.csv (id, status, duration_s, n_chunks, t_*: wall-clock, varies run to run), optionally
-    the chunk vectors npz."""
+    the chunk vectors npz (paperlib.runtime.vectors.write_system)."""
     out = Path(out)
     paths = {
         "embeddings": out,
         "manifest": Path(manifest_path or out.with_suffix(".manifest.csv")),
         "timings": Path(timings_path or out.with_suffix(".timings.csv")),
-    }
-    ok_ids = manifest.loc[manifest["status"] == "ok", "id"]
-    save_npz(out, {i: vectors[i] for i in ok_ids})
-    if chunks_path is not None:
-        paths["chunks"] = Path(chunks_path)
-        save_npz(chunks_path, {i: chunk_vectors[i] for i in ok_ids})
-    write_csv(manifest[MANIFEST_COLUMNS], paths["manifest"])
-    write_csv(manifest[["id", "status", "duration_s", "n_chunks", *TIMING_COLUMNS]], paths["timings"])
+    } | ({"chunks": Path(chunks_path)} if chunks_path is not None else {})
+    arrays = {paths["chunks"]: chunk_vectors} if chunks_path is not None else None
+    write_system(manifest, vectors, out, paths["manifest"], paths["timings"], TIMING_COLUMNS, arrays)
     return paths
