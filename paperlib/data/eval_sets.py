@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from paperlib.data import benchmarks
 from paperlib.runtime import io
 from paperlib.runtime.config import Config
 from paperlib.runtime.schema import read_table, read_tracks, set_dir
@@ -26,7 +27,6 @@ def set_tracks(name: str, cfg: Config) -> pd.DataFrame:
         tracks = read_tracks("corpus", cfg.paths.corpus)
         tracks = tracks[tracks["split"] == "test"]
         return tracks.assign(clique=tracks["work"])[["id", "clique", "path", "lyrics", "kind"]].reset_index(drop=True)
-    from paperlib.data import benchmarks
 
     table = benchmarks.load_benchmark(name, mirror=cfg.evaluate.benchmark_mirror or None)
     return benchmarks.match_audio(table, Path(cfg.evaluate.audio_root) / name)

@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib.lyrics.vocals import vocal_chunks
+from paperlib.lyrics.vocals import detector_for, vocal_chunks
+from paperlib.model import checkpoint as checkpoints
+from paperlib.model.checkpoint import load_checkpoint, load_feature_extractor
 from paperlib.model.features import log_mel
 from paperlib.model.livi import LiviModel
 from paperlib.runtime import engine, shards
@@ -154,14 +156,11 @@ class EmbedJob:
         }
 
     def prepare_step(self, device: str) -> engine.Prepare:
-        from paperlib.lyrics.vocals import detector_for
-        from paperlib.model.checkpoint import load_feature_extractor
 
         detector = self.detector() if self.detector else detector_for(self.vocals, device=device)
         return _prepare_step(load_feature_extractor(self.checkpoint), detector, self.vocals)
 
     def process_step(self, device: str) -> engine.Process:
-        from paperlib.model.checkpoint import load_checkpoint
 
         model = load_checkpoint(self.checkpoint, self.models).to(device).eval()
         return functools.partial(embed_prepared, model=model, batch_size=self.batch_size, device=device)
@@ -203,8 +202,6 @@ def load_inference(checkpoint: str | Path, settings: Config, vocals: Vocals | No
     """The checkpoint's model, chunked with its teacher's vocal settings (or `vocals`) by their detector (or
     `detector`); device, evaluate.batch_size and paths.models from `settings`. Raises what loading raises
     (OSError, ValueError, paperlib.weights.packaged.ModelUnavailableError, the detector's errors)."""
-    from paperlib.lyrics.vocals import detector_for
-    from paperlib.model import checkpoint as checkpoints
 
     vocals = vocals or checkpoints.vocal_settings(checkpoint)
     model = checkpoints.load_checkpoint(checkpoint, settings.paths.models)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from paperlib.runtime import shards
 from paperlib.runtime.errors import PaperlibError
 from paperlib.runtime.io import save_npz, write_csv
 from paperlib.runtime.schema import MANIFEST_COLUMNS
@@ -110,8 +111,6 @@ def open_embeddings(path: str | os.PathLike):
     """An npz (np.load) or a shard directory as a mapping id → array with `.files`; a context manager.
     VectorError when it cannot be read."""
     if Path(path).is_dir():
-        from paperlib.runtime import shards
-
         try:
             return _Vectors(shards.read_vectors(path))
         except (shards.ShardError, OSError) as exc:
