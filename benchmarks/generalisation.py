@@ -217,21 +217,15 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     io.write_csv(table.drop(columns="audio"), f"{out}_clips.csv")
-    io.write_json(
-        io.rounded_tree(
-            {
-                "sentences": len(BANK),
-                "languages": list(LANGUAGES),
-                "voices": list(VOICES),
-                "snr_db": SNR_DB,
-                "checkpoint": str(cfg.train.checkpoint or cfg.paths.checkpoint),
-                "rows": result.to_dict(orient="records"),
-            }
-        ),
-        f"{out}.json",
-    )
-    with io.atomic_path(Path(f"{out}.md")) as tmp:
-        tmp.write_text(result.to_markdown(index=False, floatfmt=".3f") + "\n")
+    report = {
+        "sentences": len(BANK),
+        "languages": list(LANGUAGES),
+        "voices": list(VOICES),
+        "snr_db": SNR_DB,
+        "checkpoint": str(cfg.train.checkpoint or cfg.paths.checkpoint),
+        "rows": result.to_dict(orient="records"),
+    }
+    io.write_report(report, out, result.to_markdown(index=False, floatfmt=".3f") + "\n")
     print(result.to_string(index=False))
 
 

@@ -22,7 +22,6 @@ import hashlib
 import itertools
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from paperlib.runtime.io import atomic_path, rounded_tree, write_json
+from paperlib.runtime.io import copy_worktree, write_report
 from paperlib.runtime.kernels import KERNELS, NATIVE
 
 ROOT = Path(__file__).parents[1]
@@ -52,21 +51,6 @@ FORCED = {
         "FAISS_SIMD_LEVEL": "AVX2",
     },
 }
-
-
-def copy_repo(dest: Path) -> Path:
-    """Tracked and untracked-not-ignored files (the speech store among them) into a fresh git repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    for rel in listed.splitlines():
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
-        subprocess.run(command, cwd=dest, check=True)
-    subprocess.run(["git", "-c", "user.email=k@k", "-c", "user.name=k", "commit", "-qm", "copy"], cwd=dest, check=True)
-    return dest
 
 
 def tiny_params(repo: Path) -> None:
@@ -91,7 +75,7 @@ def digests(repo: Path) -> dict[str, str]:
 
 
 def run(condition: str, forced: str, work: Path) -> dict:
-    repo = copy_repo(work / f"{condition}-{forced}")
+    repo = copy_worktree(ROOT, work / f"{condition}-{forced}")
     tiny_params(repo)
     env = {k: v for k, v in os.environ.items() if k not in KERNELS.keys() | FORCED[forced].keys() | {NATIVE}}
     env |= FORCED[forced] | ({NATIVE: "1"} if condition == "native" else {})
@@ -150,9 +134,7 @@ def main() -> None:
         "runs": [{k: v for k, v in r.items() if k != "digests"} for r in runs],
         "pairs": pairs,
     }
-    write_json(rounded_tree(report), f"{args.out}.json")
-    with atomic_path(f"{args.out}.md") as tmp:
-        tmp.write_text(markdown(report))
+    write_report(report, args.out, markdown(report))
     print(markdown(report))
 
 

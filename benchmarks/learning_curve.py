@@ -102,10 +102,9 @@ def write(result: pd.DataFrame, out: str, languages: int) -> None:
     """OUT.json, OUT.md and OUT.png of the curve."""
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    io.write_json(io.rounded_tree({"languages": languages, "rows": result.to_dict(orient="records")}), f"{out}.json")
-    with io.atomic_path(Path(f"{out}.md")) as tmp:
-        formats = tuple(".0f" if pd.api.types.is_integer_dtype(t) else ".3f" for t in result.dtypes)
-        tmp.write_text(result.to_markdown(index=False, floatfmt=formats) + "\n")
+    formats = tuple(".0f" if pd.api.types.is_integer_dtype(t) else ".3f" for t in result.dtypes)
+    markdown = result.to_markdown(index=False, floatfmt=formats) + "\n"
+    io.write_report({"languages": languages, "rows": result.to_dict(orient="records")}, out, markdown)
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for column, label in (
         ("spoken_HR1", "HR@1, new sentences spoken"),

@@ -254,9 +254,8 @@ def main() -> None:
 
     report = summarise(mixes, found, cfg)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    io.write_json(io.rounded_tree(report), f"{args.out}.json")
-    write_markdown(report, f"{args.out}.md")
-    print(open(f"{args.out}.md").read())
+    io.write_report(report, args.out, markdown(report))
+    print(markdown(report))
 
 
 def summarise(mixes: pd.DataFrame, found: pd.DataFrame, cfg) -> dict:
@@ -313,7 +312,7 @@ def summarise(mixes: pd.DataFrame, found: pd.DataFrame, cfg) -> dict:
     }
 
 
-def write_markdown(report: dict, path: str) -> None:
+def markdown(report: dict) -> str:
     detection_table = pd.DataFrame(report["detection"]).to_markdown(index=False)
     asr_table = pd.DataFrame(report["asr"]).to_markdown(index=False)
     retrieval_table = pd.DataFrame(report["translation_retrieval"]).to_markdown(index=False)
@@ -340,8 +339,7 @@ def write_markdown(report: dict, path: str) -> None:
         retrieval_table,
         "",
     ]
-    with io.atomic_path(path) as tmp:
-        open(tmp, "w").write("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -140,22 +140,16 @@ def run_in(cmd: list[str], cwd, env: dict | None = None):
 
 
 def copy_repo(dest):
-    """The repository's files (tracked and untracked-not-ignored; results/ left out but for results/benchmarks/, the
-    measurements Fig. 3 reads) in `dest`, a git repo."""
-    import shutil
-    import subprocess
+    """The repository's files committed in `dest`, a new git repo (paperlib.runtime.io.copy_worktree); results/ left
+    out but for results/benchmarks/, the measurements Fig. 3 reads."""
     from pathlib import Path
 
-    root, dest = Path(__file__).parents[1], Path(dest)
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in files:
-        if (root / name).is_file() and (not name.startswith("results/") or name.startswith("results/benchmarks/")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, dest / name)
-    run_in(["git", "init", "-q"], dest)
-    return dest
+    from paperlib.runtime.io import copy_worktree
+
+    keep = ("results/benchmarks/",)
+    return copy_worktree(
+        Path(__file__).parents[1], dest, lambda name: name.startswith("results/") and not name.startswith(keep)
+    )
 
 
 # --------------------------------------------------------------------------- tiny random models

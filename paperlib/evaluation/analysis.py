@@ -28,12 +28,9 @@ def audio_text_cosines(sets, paths) -> pd.DataFrame:
             texts_npz = set_dir(paths, name, system) / f"{system}.npz"
             if not texts_npz.exists():
                 continue
-            texts = vectors.read_vector_map(texts_npz)
-            ids = [i for i in audio if i in texts]
+            ids, a, t = vectors.paired_rows(audio, vectors.read_vector_map(texts_npz))
             if not ids:
                 continue
-            a = np.stack([audio[i] for i in ids]).astype(np.float64)
-            t = np.stack([texts[i] for i in ids]).astype(np.float64)
             # mean cosine with the other works' texts without an N×N matrix: (a·Σall − a·Σown clique) / count
             codes, _ = pd.factorize(cliques.reindex(ids).to_numpy())
             clique_sum = np.zeros((codes.max() + 1, t.shape[1]))

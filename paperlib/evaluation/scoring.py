@@ -18,6 +18,7 @@ import pandas as pd
 
 from paperlib.evaluation import conditions, fusion, metrics
 from paperlib.reporting import report
+from paperlib.retrieval.index import CoverIndex
 from paperlib.runtime import vectors
 from paperlib.runtime.schema import FUSION_PREFIX, SYSTEMS, read_table, set_dir
 
@@ -144,7 +145,6 @@ def metrics_json(table: pd.DataFrame) -> dict:
 
 def retrieval_examples(name: str, embeddings_dir, factory: str = "Flat", queries: int = 3, k: int = 5) -> pd.DataFrame:
     """Top-k neighbours (faiss) of the first `queries` LIVI-embedded tracks of a set."""
-    from paperlib.retrieval.index import CoverIndex
 
     folder = Path(embeddings_dir) / name
     cliques = dict(zip(*vectors.read_cliques(folder / "cliques.csv")))

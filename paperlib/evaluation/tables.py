@@ -145,8 +145,7 @@ def _segment_cosines(livi_chunks: Path, teacher_dir: Path) -> np.ndarray:
 
 def _track_cosines(livi: Path, transcripts: Path) -> np.ndarray:
     """Per track in both files (float64): its LIVI track vector · its transcript track vector."""
-    audio, text = vectors.read_vector_map(livi), vectors.read_vector_map(transcripts)
-    return np.array([np.dot(audio[i].astype(np.float64), text[i]) for i in audio if i in text])
+    return vectors.paired_cosines(vectors.read_vector_map(livi), vectors.read_vector_map(transcripts))
 
 
 # --------------------------------------------------------------------------- output

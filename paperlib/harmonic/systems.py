@@ -31,10 +31,11 @@ from paperlib.harmonic.release import (
     release_architecture,
     track_vector,
 )
-from paperlib.runtime import engine, io
+from paperlib.runtime import engine
 from paperlib.runtime.audio import record_failure
 from paperlib.runtime.config import Config, Harmonic
 from paperlib.runtime.schema import HARMONIC_SYSTEMS, MANIFEST_COLUMNS, set_dir, timings_path
+from paperlib.runtime.vectors import write_system
 
 TIMING_COLUMNS = ["t_decode_s", "t_model_s"]
 
@@ -109,12 +110,9 @@ def embed_set(name: str, cfg: Config, jobs: dict[str, engine.Job]) -> dict:
     """Write the harmonic systems `jobs` ({system: job}) of set `name` on cfg's engine; returns the audio found and
     the counts per system and status."""
     out = set_dir(cfg.paths, name, "chroma")
-    tracks = eval_sets.set_tracks(name, cfg)
-    audio = eval_sets.write_cliques(tracks, out, name, cfg)
-    present = tracks[tracks["path"] != ""]
-    inputs = list(zip(present["id"], present["path"].map(Path)))
+    found = eval_sets.set_inputs(name, cfg, out)
     for system, job in jobs.items():
-        rows = engine.run(job, inputs, cfg)
+        rows = engine.run(job, found.inputs, cfg)
         write_rows(
             rows,
             out / f"{system}.npz",
@@ -122,21 +120,19 @@ def embed_set(name: str, cfg: Config, jobs: dict[str, engine.Job]) -> dict:
             out / f"{system}.segments.npz" if isinstance(job, HarmonicJob) else None,
             timings_path(cfg.paths.runtime, name, system),
         )
-    return {"audio": audio} | eval_sets.status_counts(out, list(jobs))
+    return {"audio": found.audio} | eval_sets.status_counts(out, list(jobs))
 
 
 def write_rows(rows: list[dict], vectors_path, manifest_path, segments_path=None, timings=None) -> pd.DataFrame:
-    """Write track rows (input order): vectors npz (id → track vector, "ok" rows), the manifest (MANIFEST_COLUMNS),
-    optionally the segments npz and the wall-clock timings; returns the manifest."""
+    """Write track rows (input order) with paperlib.runtime.vectors.write_system: vectors npz (id → track vector,
+    "ok" rows), the manifest (MANIFEST_COLUMNS), optionally the segments npz and the wall-clock timings; returns
+    the manifest."""
     manifest = pd.DataFrame([{k: v for k, v in row.items() if k not in ("vector", "segments")} for row in rows])
     manifest = manifest.reindex(columns=MANIFEST_COLUMNS + TIMING_COLUMNS)
     manifest["n_chunks"] = manifest["n_chunks"].astype("Int64")
     ok = [row for row in rows if row["status"] == "ok"]
-    io.save_npz(vectors_path, {row["id"]: row["vector"] for row in ok})
-    if segments_path is not None:
-        io.save_npz(segments_path, {row["id"]: np.asarray(row["segments"], dtype=np.float32) for row in ok})
-    io.write_csv(manifest[MANIFEST_COLUMNS], manifest_path)
-    if timings is not None:
-        Path(timings).parent.mkdir(parents=True, exist_ok=True)
-        io.write_csv(manifest[["id", "status", "duration_s", "n_chunks", *TIMING_COLUMNS]], timings)
+    segments = {row["id"]: np.asarray(row["segments"], dtype=np.float32) for row in ok} if segments_path else {}
+    arrays = {segments_path: segments} if segments_path is not None else None
+    vectors = {row["id"]: row["vector"] for row in ok}
+    write_system(manifest, vectors, vectors_path, manifest_path, timings, TIMING_COLUMNS, arrays)
     return manifest

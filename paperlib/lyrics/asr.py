@@ -19,6 +19,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from paperlib import SAMPLE_RATE
+from paperlib.weights.packaged import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ class Transcriber:
         dtype: str | None = None,
     ):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-        from paperlib.weights.packaged import unavailable
 
         self.device = torch.device(device)
         if dtype is None:

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from paperlib.lyrics import asr, text_embedding, vocals
 from paperlib.runtime import audio, engine, io, shards
 from paperlib.runtime.config import Asr, Config, Vocals, to_dict
-from paperlib.runtime.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, TEACHER_SETTINGS, read_table
+from paperlib.runtime.schema import CHUNK_COLUMNS, MANIFEST_COLUMNS, TEACHER_SETTINGS, read_table, read_tracks
+from paperlib.weights.packaged import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ class TrackText(NamedTuple):
 def training_tracks(cfg: Config) -> pd.DataFrame:
     """The tracks the teacher transcribes: those of train.data — none when a given checkpoint is evaluated
     (train.checkpoint) and no set needs the corpus' transcripts (the demo set reuses them as its baseline)."""
-    from paperlib.runtime.schema import read_tracks
 
     tracks = read_tracks(cfg.train.data, cfg.paths.corpus)
     if cfg.train.checkpoint and "demo" not in cfg.evaluate.sets:
@@ -80,7 +80,6 @@ def load_asr(cfg: Config) -> tuple[asr.Transcriber, text_embedding.TextEmbedder]
 
 def load_transcriber(cfg: Config, no_speech_threshold: float | None = None) -> asr.Transcriber:
     """The teacher's Whisper with the `asr:` decoding settings; no_speech_threshold: Whisper's gating (off)."""
-    from paperlib.weights.packaged import resolve_model
 
     return asr.Transcriber(
         resolve_model(cfg.models.whisper, cfg.paths.models),
@@ -189,7 +188,6 @@ def run(job: LyricsJob, tracks: Sequence[tuple[str, Path]], out_dir, cfg: Config
 
 def _whisper_source(cfg: Config) -> str:
     """The Whisper model of cfg as its paths name it (Transcriber.source of load_transcriber(cfg))."""
-    from paperlib.weights.packaged import resolve_model
 
     return str(resolve_model(cfg.models.whisper, cfg.paths.models))
 

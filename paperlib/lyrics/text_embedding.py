@@ -16,6 +16,7 @@ import numpy as np
 from paperlib.runtime.io import verified
 from paperlib.runtime.vectors import track_embedding
 from paperlib.weights.e5_int4 import OFFLINE_NAME as E5_OFFLINE
+from paperlib.weights.packaged import HUB_IDS, resolve_model, unavailable
 
 # Hub ids whose sentence-transformers code lives in the model repository.
 REMOTE_CODE_MODELS = frozenset({"Alibaba-NLP/gte-multilingual-base", "jinaai/jina-embeddings-v3"})
@@ -47,8 +48,6 @@ class TextEmbedder:
         name: str | None = None,
     ):
         from sentence_transformers import SentenceTransformer
-
-        from paperlib.weights.packaged import unavailable
 
         name = name or model
         if trust_remote_code is None:
@@ -140,7 +139,6 @@ PACKAGED_ENCODERS = {USE_NAME: UseEmbedder}
 def load_embedder(name: str, models_dir: str | None = None, device: str = "cpu") -> TextEmbedder | UseEmbedder:
     """The sentence encoder `name`: a PACKAGED_ENCODERS name, or an offline name, hub id or folder
     (paperlib.weights.packaged.resolve_model) of a sentence-transformers model."""
-    from paperlib.weights.packaged import HUB_IDS, resolve_model
 
     if name in PACKAGED_ENCODERS:
         return PACKAGED_ENCODERS[name]()

@@ -33,21 +33,18 @@ def transcribe_set(name: str, cfg: Config) -> dict:
     """Write set `name`'s transcripts and text systems; returns the audio found and the counts per system and
     status."""
     out = set_dir(cfg.paths, name)
-    tracks = eval_sets.set_tracks(name, cfg)
-    audio = eval_sets.write_cliques(tracks, out, name, cfg)
-    present = tracks[tracks["path"] != ""]
+    found = eval_sets.set_inputs(name, cfg, out)
     if name == "demo":
-        copy_teacher_rows(Path(cfg.paths.teacher), out, present["id"])
+        copy_teacher_rows(Path(cfg.paths.teacher), out, found.ids)
     else:
-        pairs = list(zip(present["id"], present["path"].map(Path)))
         timings = timings_path(cfg.paths.runtime, name, "teacher")
-        teacher.run(teacher.LyricsJob.of(cfg), pairs, out, cfg, timings_path=timings)
-    _subset_system(out, present["id"], "asr")
+        teacher.run(teacher.LyricsJob.of(cfg), found.inputs, out, cfg, timings_path=timings)
+    _subset_system(out, found.ids, "asr")
     embedder = text_embedding.load_embedder(cfg.models.text, cfg.paths.models, cfg.device)
-    _embed_global(out, present["id"], embedder)
-    if "lyrics" in tracks:
-        _embed_lyrics(tracks, out, embedder)
-    return {"audio": audio} | eval_sets.status_counts(out, TEXT_SYSTEMS)
+    _embed_global(out, found.ids, embedder)
+    if "lyrics" in found.tracks:
+        _embed_lyrics(found.tracks, out, embedder)
+    return {"audio": found.audio} | eval_sets.status_counts(out, TEXT_SYSTEMS)
 
 
 def copy_teacher_rows(source: Path, out: Path, ids) -> None:

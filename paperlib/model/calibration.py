@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from paperlib.model.checkpoint import read_checkpoint_config
+from paperlib.model.inference import load_inference
 from paperlib.runtime.config import Config
-from paperlib.runtime.io import VALUE_DECIMALS, rounded
+from paperlib.runtime.io import VALUE_DECIMALS, rounded, write_json
+from paperlib.runtime.schema import read_tracks
 
 SAME, DIFFERENT = "same work", "different work"
 
@@ -91,8 +94,6 @@ def _cosines(cosines) -> np.ndarray:
 
 def store_threshold(checkpoint: str | Path, result: dict) -> None:
     """Write `result` as the "threshold" entry of the checkpoint's config.json (atomically)."""
-    from paperlib.model.checkpoint import read_checkpoint_config
-    from paperlib.runtime.io import write_json
 
     config = read_checkpoint_config(checkpoint)
     write_json(config | {"threshold": result}, Path(checkpoint) / "config.json")
@@ -100,7 +101,6 @@ def store_threshold(checkpoint: str | Path, result: dict) -> None:
 
 def read_threshold(checkpoint: str | Path) -> dict:
     """The checkpoint's stored threshold; ValueError (one line) when it has none."""
-    from paperlib.model.checkpoint import read_checkpoint_config
 
     threshold = read_checkpoint_config(checkpoint).get("threshold")
     if threshold is None:
@@ -118,8 +118,6 @@ def calibrate_checkpoint(cfg: Config, tracks: pd.DataFrame | None = None) -> dic
     tracks: the training table (default: read from cfg.train.data); work labels come from its `work`
     (else `clique`) column. Returns the stored result, or None (nothing stored) when the table has no
     labels or its validation tracks give no pair of the same work and of different works."""
-    from paperlib.model.inference import load_inference
-    from paperlib.runtime.schema import read_tracks
 
     tracks = read_tracks(cfg.train.data, cfg.paths.corpus) if tracks is None else tracks
     label = next((c for c in ("work", "clique") if c in tracks.columns), None)

@@ -23,6 +23,7 @@ import torch
 from paperlib.model.livi import LiviHead, LiviModel, load_whisper_encoder
 from paperlib.runtime.config import Config, HeadConfig, Vocals, apply_override, build, to_dict
 from paperlib.runtime.io import atomic_path, write_json
+from paperlib.weights.packaged import resolve_model, unavailable
 
 FORMAT = "livi-checkpoint/1"
 
@@ -99,8 +100,6 @@ def load_checkpoint(checkpoint: str | Path, models_dir: str | Path | None = None
     (resolved with paperlib.weights.packaged.resolve_model) or the saved random one, and the trained head."""
     from safetensors.torch import load_file
     from transformers import WhisperConfig
-
-    from paperlib.weights.packaged import resolve_model, unavailable
 
     checkpoint = Path(checkpoint)
     config = read_checkpoint_config(checkpoint)

@@ -29,15 +29,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib.lyrics.vocals import vocal_chunks
+from paperlib.lyrics.vocals import detector_for, vocal_chunks
+from paperlib.model import checkpoint as checkpoints
+from paperlib.model.checkpoint import load_checkpoint, load_feature_extractor
 from paperlib.model.features import log_mel
 from paperlib.model.livi import LiviModel
 from paperlib.runtime import engine, shards
 from paperlib.runtime.audio import record_failure
 from paperlib.runtime.config import Config, Vocals, to_dict
-from paperlib.runtime.io import save_npz, write_csv
 from paperlib.runtime.schema import MANIFEST_COLUMNS
-from paperlib.runtime.vectors import track_embedding
+from paperlib.runtime.vectors import track_embedding, write_system
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +156,11 @@ class EmbedJob:
         }
 
     def prepare_step(self, device: str) -> engine.Prepare:
-        from paperlib.lyrics.vocals import detector_for
-        from paperlib.model.checkpoint import load_feature_extractor
 
         detector = self.detector() if self.detector else detector_for(self.vocals, device=device)
         return _prepare_step(load_feature_extractor(self.checkpoint), detector, self.vocals)
 
     def process_step(self, device: str) -> engine.Process:
-        from paperlib.model.checkpoint import load_checkpoint
 
         model = load_checkpoint(self.checkpoint, self.models).to(device).eval()
         return functools.partial(embed_prepared, model=model, batch_size=self.batch_size, device=device)
@@ -204,8 +202,6 @@ def load_inference(checkpoint: str | Path, settings: Config, vocals: Vocals | No
     """The checkpoint's model, chunked with its teacher's vocal settings (or `vocals`) by their detector (or
     `detector`); device, evaluate.batch_size and paths.models from `settings`. Raises what loading raises
     (OSError, ValueError, paperlib.weights.packaged.ModelUnavailableError, the detector's errors)."""
-    from paperlib.lyrics.vocals import detector_for
-    from paperlib.model import checkpoint as checkpoints
 
     vocals = vocals or checkpoints.vocal_settings(checkpoint)
     model = checkpoints.load_checkpoint(checkpoint, settings.paths.models)
@@ -275,18 +271,13 @@ def write_outputs(
 ) -> dict[str, Path]:
     """OUT.npz (id → track vector, ok ids in manifest order), OUT.manifest.csv (deterministic),
     OUT.timings.csv (id, status, duration_s, n_chunks, t_*: wall-clock, varies run to run), optionally
-    the chunk vectors npz."""
+    the chunk vectors npz (paperlib.runtime.vectors.write_system)."""
     out = Path(out)
     paths = {
         "embeddings": out,
         "manifest": Path(manifest_path or out.with_suffix(".manifest.csv")),
         "timings": Path(timings_path or out.with_suffix(".timings.csv")),
-    }
-    ok_ids = manifest.loc[manifest["status"] == "ok", "id"]
-    save_npz(out, {i: vectors[i] for i in ok_ids})
-    if chunks_path is not None:
-        paths["chunks"] = Path(chunks_path)
-        save_npz(chunks_path, {i: chunk_vectors[i] for i in ok_ids})
-    write_csv(manifest[MANIFEST_COLUMNS], paths["manifest"])
-    write_csv(manifest[["id", "status", "duration_s", "n_chunks", *TIMING_COLUMNS]], paths["timings"])
+    } | ({"chunks": Path(chunks_path)} if chunks_path is not None else {})
+    arrays = {paths["chunks"]: chunk_vectors} if chunks_path is not None else None
+    write_system(manifest, vectors, out, paths["manifest"], paths["timings"], TIMING_COLUMNS, arrays)
     return paths

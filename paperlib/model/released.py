@@ -21,8 +21,11 @@ from pathlib import Path
 
 import torch
 
+from paperlib.model.checkpoint import save_checkpoint
+from paperlib.model.livi import LiviHead, LiviModel
 from paperlib.runtime.config import HeadConfig
 from paperlib.runtime.errors import PaperlibError
+from paperlib.weights.packaged import resolve_model, unavailable
 
 RENAMES = (
     ("pooling.cls_token", "pool.cls"),
@@ -113,10 +116,6 @@ def import_checkpoint(
     """
     from transformers import WhisperConfig, WhisperFeatureExtractor
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    from paperlib.model.checkpoint import save_checkpoint
-    from paperlib.model.livi import LiviHead, LiviModel
-    from paperlib.weights.packaged import resolve_model, unavailable
 
     state = rename(read_state_dict(path))
     config = head_config(state, num_heads)

@@ -11,15 +11,12 @@ Wall-clock seconds per track go to `<runtime>/<set>/livi.csv`.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
-import pandas as pd
 
 from paperlib.data import eval_sets
 from paperlib.model import inference
-from paperlib.runtime import io
 from paperlib.runtime.config import Config, Vocals, to_dict
-from paperlib.runtime.schema import AUDIO_SYSTEMS, MANIFEST_COLUMNS, set_dir, timings_path
+from paperlib.runtime.schema import AUDIO_SYSTEMS, set_dir, timings_path
+from paperlib.runtime.vectors import write_system
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +26,8 @@ def embed_set(name: str, cfg: Config, job: inference.EmbedJob, steps=None) -> di
     engine; returns the audio found and the counts per system and status. steps: the job's steps already loaded
     here (local engine)."""
     out = set_dir(cfg.paths, name, "livi")
-    tracks = eval_sets.set_tracks(name, cfg)
-    audio = eval_sets.write_cliques(tracks, out, name, cfg)
-    present = tracks[tracks["path"] != ""]
-    embedded = inference.embed_on_engine(job, list(zip(present["id"], present["path"].map(Path))), cfg, steps)
+    found = eval_sets.set_inputs(name, cfg, out)
+    embedded = inference.embed_on_engine(job, found.inputs, cfg, steps)
     inference.write_outputs(
         embedded.manifest,
         embedded.vectors,
@@ -42,8 +37,8 @@ def embed_set(name: str, cfg: Config, job: inference.EmbedJob, steps=None) -> di
         out / "livi.chunks.npz",
         embedded.chunk_vectors,
     )
-    _save_system(out, "whisper", embedded.manifest, embedded.pooled)
-    return {"audio": audio} | eval_sets.status_counts(out, AUDIO_SYSTEMS)
+    write_system(embedded.manifest, embedded.pooled, out / "whisper.npz", out / "whisper.manifest.csv")
+    return {"audio": found.audio} | eval_sets.status_counts(out, AUDIO_SYSTEMS)
 
 
 def vocal_differences(checkpoint: Vocals, params: Vocals) -> dict:
@@ -58,9 +53,3 @@ def vocal_differences(checkpoint: Vocals, params: Vocals) -> dict:
             ", ".join(differ),
         )
     return differ
-
-
-def _save_system(out: Path, system: str, manifest: pd.DataFrame, vectors: dict) -> None:
-    """<system>.npz (status "ok" ids, manifest order) and <system>.manifest.csv."""
-    io.save_npz(out / f"{system}.npz", {i: vectors[i] for i in manifest.loc[manifest["status"] == "ok", "id"]})
-    io.write_csv(manifest[MANIFEST_COLUMNS], out / f"{system}.manifest.csv")

@@ -29,11 +29,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from paperlib.model.calibration import calibrate_checkpoint
 from paperlib.model.checkpoint import save_checkpoint
-from paperlib.model.livi import LiviHead, LiviModel
-from paperlib.model.pairs import Pairs
+from paperlib.model.livi import LiviHead, LiviModel, load_whisper_encoder
+from paperlib.model.pairs import Pairs, build_pairs
 from paperlib.runtime.config import MONITORS, Config, HeadConfig, Train
 from paperlib.runtime.io import write_csv, write_json
+from paperlib.runtime.schema import read_tracks, teacher_settings
+from paperlib.weights.packaged import resolve_model, unavailable
 
 STEP_COLUMNS = ["epoch", "step", "loss", "alignment", "geometry", "lr"]
 
@@ -341,11 +344,6 @@ def train_head(cfg: Config) -> dict:
     checkpoint. Returns the summary."""
     from transformers import WhisperFeatureExtractor
 
-    from paperlib.model.livi import load_whisper_encoder
-    from paperlib.model.pairs import build_pairs
-    from paperlib.runtime.schema import read_tracks, teacher_settings
-    from paperlib.weights.packaged import resolve_model, unavailable
-
     tracks = read_tracks(cfg.train.data, cfg.paths.corpus)
     whisper = resolve_model(cfg.models.whisper, cfg.paths.models)
     try:
@@ -375,7 +373,6 @@ def train_head(cfg: Config) -> dict:
         extra={"config": {k: settings[k] for k in TRAINED_WITH}},
         seed=cfg.seed,
     )
-    from paperlib.model.calibration import calibrate_checkpoint
 
     calibrate_checkpoint(cfg, tracks)  # the same-work threshold of `paperlib compare`, when the tracks name works
     return summary

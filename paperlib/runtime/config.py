@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paperlib.runtime.errors import PaperlibError
+from paperlib.runtime.io import atomic_path
 
 PAPER_HIDDEN = (3072, 2048, 2048, 1536)
 MONITORS = {"val_cosine": 1.0, "val_loss": -1.0}
@@ -382,8 +383,6 @@ def apply_profile(
     order kept). Every key must already be in the file, and the result must load as a Config, or the file is
     left as it was (ConfigError). Returns the dotted keys whose values changed, in file order."""
     from ruamel.yaml import YAML
-
-    from paperlib.runtime.io import atomic_path
 
     yaml = YAML()  # round-trip: keeps comments and key order
     yaml.preserve_quotes = True

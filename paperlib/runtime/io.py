@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,15 @@ VALUE_DECIMALS = 4
 moves across a 6-decimal boundary far more often than a mean of many (1e-4 of a cosine is far below a pixel)."""
 
 
+def write_report(result, prefix: str | os.PathLike, markdown: str) -> None:
+    """A benchmark's PREFIX.json (`result`, floats at io.DECIMALS: rounded_tree) and PREFIX.md (`markdown`), each
+    written atomically, its folder made if needed."""
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+    write_json(rounded_tree(result), f"{prefix}.json")
+    with atomic_path(f"{prefix}.md") as tmp:
+        tmp.write_text(markdown)
+
+
 def rounded(values, decimals: int = DECIMALS):
     """`values` (a number or an array) as float64 rounded to `decimals` (numpy's round half to even)."""
     out = np.round(np.asarray(values, dtype=np.float64), decimals)
@@ -129,3 +139,27 @@ def verified(path: str | os.PathLike, sha256: str) -> Path:
     if found != sha256:
         raise ChecksumError(f"{path}: sha256 {found} does not match the expected {sha256} (a corrupted or other file)")
     return Path(path)
+
+
+def copy_worktree(
+    root: str | os.PathLike, dest: str | os.PathLike, skip: Callable[[str], bool] = lambda name: False
+) -> Path:
+    """The files of git checkout `root` (tracked, and untracked ones git does not ignore, as they are in the
+    working tree; `skip`(relative name) leaves some out) committed into `dest`, a new git repository (DVC needs
+    one): a rerun of the pipeline there leaves `root` alone."""
+    import shutil
+    import subprocess
+
+    root, dest = Path(root), Path(dest)
+
+    def git(*args: str, cwd: Path) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+    for name in git("ls-files", "--cached", "--others", "--exclude-standard", cwd=root).splitlines():
+        if (root / name).is_file() and not skip(name):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    git("init", "-q", cwd=dest)
+    git("add", "-A", cwd=dest)
+    git("-c", "user.email=copy@paperlib", "-c", "user.name=paperlib", "commit", "-qm", "copy", cwd=dest)
+    return dest

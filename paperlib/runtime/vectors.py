@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from paperlib.runtime import shards
 from paperlib.runtime.errors import PaperlibError
-from paperlib.runtime.io import save_npz
+from paperlib.runtime.io import save_npz, write_csv
+from paperlib.runtime.schema import MANIFEST_COLUMNS
 
 
 class VectorError(PaperlibError, ValueError):
@@ -109,8 +111,6 @@ def open_embeddings(path: str | os.PathLike):
     """An npz (np.load) or a shard directory as a mapping id → array with `.files`; a context manager.
     VectorError when it cannot be read."""
     if Path(path).is_dir():
-        from paperlib.runtime import shards
-
         try:
             return _Vectors(shards.read_vectors(path))
         except (shards.ShardError, OSError) as exc:
@@ -161,6 +161,48 @@ def write_embeddings(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) 
     ids = [str(i) for i in arrays]
     checked = check_arrays(list(arrays.values()), ids, str(path))
     save_npz(path, dict(zip(ids, checked)))
+
+
+def write_system(
+    manifest: pd.DataFrame,
+    vectors: Mapping[str, np.ndarray],
+    out: str | os.PathLike,
+    manifest_path: str | os.PathLike,
+    timings_path: str | os.PathLike | None = None,
+    timing_columns: Sequence[str] = (),
+    arrays: Mapping[str | os.PathLike, Mapping[str, np.ndarray]] | None = None,
+) -> None:
+    """One system's outputs for the tracks of `manifest` (schema.MANIFEST_COLUMNS, input order): OUT (npz: id →
+    vector of the "ok" ids, manifest order), the manifest, optionally the wall-clock timings (id, status,
+    duration_s, n_chunks, timing_columns: they vary run to run) and `arrays` ({npz path: id → array} of the ok ids,
+    e.g. chunk vectors or segments). Every file written atomically and reproducibly."""
+    ok = manifest.loc[manifest["status"] == "ok", "id"]
+    save_npz(out, {i: vectors[i] for i in ok})
+    for path, values in (arrays or {}).items():
+        save_npz(path, {i: values[i] for i in ok})
+    write_csv(manifest[MANIFEST_COLUMNS], manifest_path)
+    if timings_path is not None:
+        Path(timings_path).parent.mkdir(parents=True, exist_ok=True)
+        write_csv(manifest[["id", "status", "duration_s", "n_chunks", *timing_columns]], timings_path)
+
+
+def paired_rows(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray]):
+    """(the ids in both mappings, in `first`'s order; their vectors in each, [n, d] float64)."""
+    ids = [i for i in first if i in second]
+    if not ids:
+        return ids, np.zeros((0, 0)), np.zeros((0, 0))
+    return (
+        ids,
+        np.stack([first[i] for i in ids]).astype(np.float64),
+        np.stack([second[i] for i in ids]).astype(np.float64),
+    )
+
+
+def paired_cosines(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per id in both (in `first`'s order): the inner product of its two vectors in float64 (cosine of unit
+    vectors, as stored)."""
+    _, a, b = paired_rows(first, second)
+    return (a * b).sum(axis=1)
 
 
 # --------------------------------------------------------------------------- tables with the vectors
